@@ -1,0 +1,136 @@
+//! Configuration from flags and environment variables (`API_*`), parsed once in `main` and
+//! passed in; nothing reads it globally.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Args, Parser};
+use secrecy::SecretString;
+
+/// The API server's whole configuration.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "sns-api", version, about = "The sns-platform HTTP API")]
+pub struct Config {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, env = "API_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Database settings.
+    #[command(flatten)]
+    pub database: DatabaseConfig,
+
+    /// Access-token settings.
+    #[command(flatten)]
+    pub auth: AuthConfig,
+
+    /// Log settings.
+    #[command(flatten)]
+    pub log: LogConfig,
+
+    /// Largest request body accepted, in bytes.
+    #[arg(long, env = "API_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// Longest time a request may take before it is answered with 503.
+    #[arg(long, env = "API_REQUEST_TIMEOUT", value_parser = parse_duration, default_value = "30s")]
+    pub request_timeout: Duration,
+}
+
+/// Where the MySQL writer and readers are.
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseConfig {
+    /// Writer URL (the primary, or ProxySQL), e.g. `mysql://user:pass@host:3306/sns`.
+    #[arg(
+        long,
+        env = "API_DATABASE_URL",
+        default_value = "mysql://sns:sns@127.0.0.1:3306/sns"
+    )]
+    pub database_url: SecretString,
+
+    /// Reader URLs (replicas), comma-separated; reads go round-robin to the healthy ones and
+    /// fall back to the writer. Leave empty behind ProxySQL.
+    #[arg(long, env = "API_DATABASE_READER_URLS", value_delimiter = ',')]
+    pub database_reader_urls: Vec<SecretString>,
+
+    /// Connections per pool (the writer and each reader).
+    #[arg(long, env = "API_DATABASE_MAX_CONNECTIONS", default_value_t = 20)]
+    pub database_max_connections: u32,
+
+    /// How long a request waits for a pooled connection before the database counts as down.
+    #[arg(long, env = "API_DATABASE_ACQUIRE_TIMEOUT", value_parser = parse_duration, default_value = "3s")]
+    pub database_acquire_timeout: Duration,
+
+    /// How long a reader that failed is skipped before it is tried again.
+    #[arg(long, env = "API_DATABASE_READER_RETRY_AFTER", value_parser = parse_duration, default_value = "5s")]
+    pub database_reader_retry_after: Duration,
+
+    /// Apply pending migrations on start (they take a lock, so replicas of the API may race).
+    #[arg(long, env = "API_DATABASE_MIGRATE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub database_migrate: bool,
+}
+
+/// How access tokens are signed.
+#[derive(Debug, Clone, Args)]
+pub struct AuthConfig {
+    /// HMAC key for access tokens (HS256). When absent a random key is generated, so tokens
+    /// do not survive a restart and cannot be shared between API replicas.
+    #[arg(long, env = "API_JWT_SECRET")]
+    pub jwt_secret: Option<SecretString>,
+
+    /// Lifetime of an access token.
+    #[arg(long, env = "API_TOKEN_TTL", value_parser = parse_duration, default_value = "24h")]
+    pub token_ttl: Duration,
+}
+
+/// Log output.
+#[derive(Debug, Clone, Args)]
+pub struct LogConfig {
+    /// Log format: `text` for people, `json` for collectors.
+    #[arg(long, env = "API_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
+
+    /// Log filter in `tracing` syntax, e.g. `info,sns_api=debug`.
+    #[arg(long, env = "API_LOG", default_value = "info")]
+    pub log_filter: String,
+}
+
+/// Parses `500ms`, `30s`, `15m`, `24h` or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration such as 500ms, 30s, 15m or 24h"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(value)),
+        "" | "s" => Ok(Duration::from_secs(value)),
+        "m" => Ok(Duration::from_secs(value * 60)),
+        "h" => Ok(Duration::from_secs(value * 3600)),
+        "d" => Ok(Duration::from_secs(value * 86_400)),
+        other => Err(format!("unknown duration unit `{other}` in `{text}`")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("15m"), Ok(Duration::from_secs(900)));
+        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("5y").is_err());
+    }
+
+    #[test]
+    fn defaults_parse_without_arguments() {
+        let config = Config::try_parse_from(["sns-api"]).expect("defaults are valid");
+        assert_eq!(config.auth.token_ttl, Duration::from_secs(86_400));
+        assert!(config.database.database_reader_urls.is_empty());
+    }
+}

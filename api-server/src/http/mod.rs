@@ -1,0 +1,51 @@
+//! Cross-cutting HTTP pieces: the router that merges every feature, authentication,
+//! extractors with JSON errors, cursor paging and middleware.
+
+pub mod auth;
+pub mod extract;
+pub mod middleware;
+pub mod pagination;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::state::AppState;
+use crate::{auth as tokens, comments, follows, ops, posts, users};
+
+/// The whole HTTP surface: `/api/v1/...`, operations endpoints and `/openapi.json`.
+pub fn router(state: AppState) -> Router {
+    let (api, openapi) = OpenApiRouter::with_openapi(crate::openapi::base())
+        .nest(
+            "/api/v1",
+            OpenApiRouter::new()
+                .merge(users::router())
+                .merge(tokens::router())
+                .merge(follows::router())
+                .merge(posts::router())
+                .merge(comments::router()),
+        )
+        .split_for_parts();
+    let openapi_json = Arc::new(openapi.to_pretty_json().unwrap_or_default());
+    let config = state.config.clone();
+    api.merge(ops::router(openapi_json))
+        .layer(axum::middleware::from_fn(middleware::json_framework_errors))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::record_metrics,
+        ))
+        .layer(DefaultBodyLimit::max(config.max_body_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            config.request_timeout,
+        ))
+        .layer(CatchPanicLayer::custom(middleware::panic_response))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}

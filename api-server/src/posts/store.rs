@@ -1,0 +1,196 @@
+//! SQL of `posts`, `post_idempotency_keys` and the post counter on `users`.
+
+use chrono::{DateTime, Utc};
+use sqlx::{FromRow, MySqlConnection, MySqlExecutor};
+
+use super::model::PostView;
+use crate::users::model::UserSummary;
+
+#[derive(Debug, FromRow)]
+struct PostRow {
+    id: u64,
+    author_id: u64,
+    username: String,
+    avatar_url: Option<String>,
+    content: String,
+    created_at: DateTime<Utc>,
+    edited_at: Option<DateTime<Utc>>,
+    like_count: u64,
+    comment_count: u64,
+}
+
+impl From<PostRow> for PostView {
+    fn from(row: PostRow) -> Self {
+        Self {
+            id: row.id,
+            author: UserSummary {
+                id: row.author_id,
+                username: row.username,
+                avatar_url: row.avatar_url,
+            },
+            content: row.content,
+            media: Vec::new(),
+            created_at: row.created_at,
+            edited_at: row.edited_at,
+            like_count: row.like_count,
+            comment_count: row.comment_count,
+            liked_by_me: false,
+        }
+    }
+}
+
+const POST_VIEW_SELECT: &str = "SELECT p.id, p.author_id, u.username, u.avatar_url, p.content, \
+     p.created_at, p.edited_at, p.like_count, p.comment_count \
+     FROM posts p JOIN users u ON u.id = p.author_id";
+
+/// Inserts a post and counts it on its author; returns the new id.
+pub async fn insert_post(
+    tx: &mut MySqlConnection,
+    author_id: u64,
+    content: &str,
+    now: DateTime<Utc>,
+) -> sqlx::Result<u64> {
+    // The author row is locked (X) before the insert takes its foreign-key lock (S) on it:
+    // the other order deadlocks two concurrent posts by one author.
+    sqlx::query("UPDATE users SET post_count = post_count + 1 WHERE id = ?")
+        .bind(author_id)
+        .execute(&mut *tx)
+        .await?;
+    let id = sqlx::query("INSERT INTO posts (author_id, content, created_at) VALUES (?, ?, ?)")
+        .bind(author_id)
+        .bind(content)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .last_insert_id();
+    Ok(id)
+}
+
+/// Finds a live (not deleted) post.
+pub async fn find_post_view(
+    conn: impl MySqlExecutor<'_>,
+    id: u64,
+) -> sqlx::Result<Option<PostView>> {
+    let sql = format!("{POST_VIEW_SELECT} WHERE p.id = ? AND p.deleted_at IS NULL");
+    let row: Option<PostRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .fetch_optional(conn)
+        .await?;
+    Ok(row.map(Into::into))
+}
+
+/// An author's live posts with ids below `before`, newest first.
+pub async fn list_author_posts(
+    conn: impl MySqlExecutor<'_>,
+    author_id: u64,
+    before: u64,
+    limit: u32,
+) -> sqlx::Result<Vec<PostView>> {
+    let sql = format!(
+        "{POST_VIEW_SELECT} WHERE p.author_id = ? AND p.id < ? AND p.deleted_at IS NULL \
+         ORDER BY p.id DESC LIMIT ?"
+    );
+    let rows: Vec<PostRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(author_id)
+        .bind(before)
+        .bind(limit)
+        .fetch_all(conn)
+        .await?;
+    Ok(rows.into_iter().map(Into::into).collect())
+}
+
+/// The author of a live post, locking the row until the transaction ends.
+pub async fn lock_post_author(tx: &mut MySqlConnection, id: u64) -> sqlx::Result<Option<u64>> {
+    let row: Option<(u64,)> = sqlx::query_as(
+        "SELECT author_id FROM posts WHERE id = ? AND deleted_at IS NULL FOR UPDATE",
+    )
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    Ok(row.map(|(author,)| author))
+}
+
+/// The author of a live post.
+pub async fn find_post_author(conn: impl MySqlExecutor<'_>, id: u64) -> sqlx::Result<Option<u64>> {
+    let row: Option<(u64,)> =
+        sqlx::query_as("SELECT author_id FROM posts WHERE id = ? AND deleted_at IS NULL")
+            .bind(id)
+            .fetch_optional(conn)
+            .await?;
+    Ok(row.map(|(author,)| author))
+}
+
+/// Replaces a post's text and marks it edited.
+pub async fn update_post_content(
+    conn: impl MySqlExecutor<'_>,
+    id: u64,
+    content: &str,
+    now: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    sqlx::query("UPDATE posts SET content = ?, edited_at = ? WHERE id = ?")
+        .bind(content)
+        .bind(now)
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Marks a post deleted and uncounts it on its author.
+pub async fn soft_delete_post(
+    tx: &mut MySqlConnection,
+    id: u64,
+    author_id: u64,
+    now: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    sqlx::query("UPDATE posts SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL")
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("UPDATE users SET post_count = post_count - 1 WHERE id = ? AND post_count > 0")
+        .bind(author_id)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+/// The post and request fingerprint a user's Idempotency-Key already stands for.
+pub async fn find_idempotent_post(
+    conn: impl MySqlExecutor<'_>,
+    user_id: u64,
+    key: &str,
+) -> sqlx::Result<Option<(u64, String)>> {
+    sqlx::query_as(
+        "SELECT post_id, request_fingerprint FROM post_idempotency_keys \
+         WHERE user_id = ? AND idempotency_key = ?",
+    )
+    .bind(user_id)
+    .bind(key)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Records which post a user's Idempotency-Key created (fails on a duplicate key).
+pub async fn insert_idempotency_key(
+    tx: &mut MySqlConnection,
+    user_id: u64,
+    key: &str,
+    fingerprint: &str,
+    post_id: u64,
+    now: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO post_idempotency_keys \
+         (user_id, idempotency_key, request_fingerprint, post_id, created_at) \
+         VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(user_id)
+    .bind(key)
+    .bind(fingerprint)
+    .bind(post_id)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}

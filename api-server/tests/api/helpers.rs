@@ -1,0 +1,361 @@
+//! The test harness: a real API server on a free port over its own MariaDB database.
+//!
+//! The services come from `tests/env/testenv.sh`, which exports `SNS_TEST_*` variables; a test
+//! that needs a service and does not find it fails with a message saying how to start it.
+
+use std::net::SocketAddr;
+
+use clap::Parser;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use sns_api::config::Config;
+use sns_api::startup::App;
+use sqlx::{Connection, MySqlConnection};
+use tokio::sync::oneshot;
+
+/// Reads a variable the test environment exports, failing loudly when it is absent.
+pub fn test_env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!(
+            "{name} is not set: start the test services with \
+             `eval \"$(tests/env/testenv.sh start .testenv)\"` or run `tests/run-all.sh`"
+        )
+    })
+}
+
+/// A database of its own on the test MariaDB primary, created empty.
+pub struct TestDatabase {
+    /// Database name (`test_<uuid>`).
+    pub name: String,
+    /// Server URL without a database, as the application user.
+    pub server_url: String,
+}
+
+impl TestDatabase {
+    /// Creates `test_<uuid>` on the primary.
+    pub async fn create() -> Self {
+        let server_url = test_env("SNS_TEST_MYSQL_URL");
+        let name = format!("test_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = MySqlConnection::connect(&server_url)
+            .await
+            .expect("the test MariaDB primary accepts connections");
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+        )))
+        .execute(&mut conn)
+        .await
+        .expect("creating the test database");
+        Self { name, server_url }
+    }
+
+    /// URL of this database on the primary.
+    pub fn url(&self) -> String {
+        format!("{}/{}", self.server_url.trim_end_matches('/'), self.name)
+    }
+
+    /// URL of this database on the server at `port` (a replica), as the application user.
+    pub fn url_on_port(&self, port: u16) -> String {
+        let user = test_env("SNS_TEST_MYSQL_USER");
+        let password = test_env("SNS_TEST_MYSQL_PASSWORD");
+        format!("mysql://{user}:{password}@127.0.0.1:{port}/{}", self.name)
+    }
+
+    /// A direct connection to this database on the primary.
+    pub async fn connect(&self) -> MySqlConnection {
+        MySqlConnection::connect(&self.url())
+            .await
+            .expect("connecting to the test database")
+    }
+}
+
+/// A running API server and an HTTP client for it.
+pub struct TestApp {
+    /// Base URL, e.g. `http://127.0.0.1:41234`.
+    pub address: String,
+    /// The test's own database.
+    pub database: TestDatabase,
+    client: reqwest::Client,
+    _shutdown: oneshot::Sender<()>,
+}
+
+/// A registered user and a token for them.
+#[derive(Debug, Clone)]
+pub struct TestUser {
+    /// User id.
+    pub id: u64,
+    /// Username.
+    pub username: String,
+    /// Password used at registration.
+    pub password: String,
+    /// Bearer token.
+    pub token: String,
+}
+
+/// A response already read: status, headers and JSON body (`Value::Null` when empty).
+#[derive(Debug)]
+pub struct TestResponse {
+    /// Status code.
+    pub status: StatusCode,
+    /// Response headers.
+    pub headers: reqwest::header::HeaderMap,
+    /// Parsed JSON body, or `Value::Null` for an empty body.
+    pub body: Value,
+}
+
+impl TestResponse {
+    /// The error contract's `error.code`.
+    pub fn error_code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or_default()
+    }
+
+    /// A header as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Asserts the status, printing the body when it differs.
+    #[track_caller]
+    pub fn assert_status(&self, expected: StatusCode) -> &Self {
+        assert_eq!(
+            self.status, expected,
+            "unexpected status; body: {}",
+            self.body
+        );
+        self
+    }
+
+    /// Asserts an error response: status, code, and the contract's shape.
+    #[track_caller]
+    pub fn assert_error(&self, status: StatusCode, code: &str) {
+        self.assert_status(status);
+        assert_eq!(self.error_code(), code, "body: {}", self.body);
+        assert!(
+            self.body["error"]["message"].is_string(),
+            "body: {}",
+            self.body
+        );
+        assert!(
+            self.body["error"]["details"].is_object(),
+            "body: {}",
+            self.body
+        );
+    }
+}
+
+impl TestApp {
+    /// Starts a server on a fresh database with the writer only.
+    pub async fn spawn() -> Self {
+        Self::spawn_with(|_, _| {}).await
+    }
+
+    /// Starts a server on a fresh database, letting the test adjust the configuration.
+    pub async fn spawn_with(adjust: impl FnOnce(&mut Config, &TestDatabase)) -> Self {
+        init_test_logging();
+        let database = TestDatabase::create().await;
+        let mut config = Config::try_parse_from(["sns-api"]).expect("default configuration");
+        config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        config.database.database_url = database.url().into();
+        config.database.database_reader_urls = Vec::new();
+        config.database.database_max_connections = 8;
+        config.auth.jwt_secret = Some(uuid::Uuid::new_v4().to_string().into());
+        adjust(&mut config, &database);
+        let app = App::build(config).await.expect("building the app");
+        let address = format!("http://{}", app.local_addr().expect("bound address"));
+        let (shutdown, stopped) = oneshot::channel::<()>();
+        tokio::spawn(app.run_until(async move {
+            let _ = stopped.await;
+        }));
+        Self {
+            address,
+            database,
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("HTTP client"),
+            _shutdown: shutdown,
+        }
+    }
+
+    /// Sends a request; `body` is sent as JSON unless it is `Value::Null`.
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Value,
+    ) -> TestResponse {
+        let mut request = self
+            .client
+            .request(method, format!("{}{path}", self.address));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if !body.is_null() {
+            request = request.json(&body);
+        }
+        self.send(request).await
+    }
+
+    /// Sends a prepared request and reads it; a 5xx other than a dependency's 503 fails the
+    /// test, since the suite proves that nothing a client sends can produce one.
+    pub async fn send(&self, request: reqwest::RequestBuilder) -> TestResponse {
+        let response = request.send().await.expect("the server answers");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await.expect("reading the body");
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+        };
+        assert!(
+            !status.is_server_error() || status == StatusCode::SERVICE_UNAVAILABLE,
+            "the server answered {status}: {body}"
+        );
+        TestResponse {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// A request builder for cases the typed helpers do not cover (raw bodies, headers).
+    pub fn raw(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, format!("{}{path}", self.address))
+    }
+
+    /// GET as `token` (or anonymously).
+    pub async fn get(&self, path: &str, token: Option<&str>) -> TestResponse {
+        self.request(Method::GET, path, token, Value::Null).await
+    }
+
+    /// Registers a user named `<prefix>_<random>` and logs them in.
+    pub async fn signup(&self, prefix: &str) -> TestUser {
+        let suffix = &uuid::Uuid::new_v4().simple().to_string()[..8];
+        let username = format!("{prefix}_{suffix}");
+        let password = "correct horse battery".to_owned();
+        let created = self
+            .request(
+                Method::POST,
+                "/api/v1/users",
+                None,
+                json!({"username": username, "email": format!("{username}@example.com"), "password": password}),
+            )
+            .await;
+        created.assert_status(StatusCode::CREATED);
+        let id = created.body["id"].as_u64().expect("user id");
+        let token = self.login(&username, &password).await;
+        TestUser {
+            id,
+            username,
+            password,
+            token,
+        }
+    }
+
+    /// Exchanges credentials for a token.
+    pub async fn login(&self, login: &str, password: &str) -> String {
+        let response = self
+            .request(
+                Method::POST,
+                "/api/v1/auth/token",
+                None,
+                json!({"login": login, "password": password}),
+            )
+            .await;
+        response.assert_status(StatusCode::OK);
+        response.body["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_owned()
+    }
+
+    /// Creates a post as `user` and returns its id.
+    pub async fn create_post(&self, user: &TestUser, content: &str) -> u64 {
+        let response = self
+            .request(
+                Method::POST,
+                "/api/v1/posts",
+                Some(&user.token),
+                json!({ "content": content }),
+            )
+            .await;
+        response.assert_status(StatusCode::CREATED);
+        response.body["id"].as_u64().expect("post id")
+    }
+
+    /// Comments on a post as `user` and returns the comment id.
+    pub async fn create_comment(&self, user: &TestUser, post_id: u64, content: &str) -> u64 {
+        let response = self
+            .request(
+                Method::POST,
+                &format!("/api/v1/posts/{post_id}/comments"),
+                Some(&user.token),
+                json!({ "content": content }),
+            )
+            .await;
+        response.assert_status(StatusCode::CREATED);
+        response.body["id"].as_u64().expect("comment id")
+    }
+
+    /// Makes `follower` follow `followee`.
+    pub async fn follow(&self, follower: &TestUser, followee: &TestUser) {
+        self.request(
+            Method::PUT,
+            &format!("/api/v1/users/{}/follow", followee.id),
+            Some(&follower.token),
+            Value::Null,
+        )
+        .await
+        .assert_status(StatusCode::OK);
+    }
+
+    /// Follows `Link: <...>; rel="next"` headers from `path` and collects every item's id.
+    pub async fn collect_pages(&self, path: &str, token: Option<&str>) -> Vec<u64> {
+        let mut ids = Vec::new();
+        let mut next = Some(path.to_owned());
+        let mut pages = 0;
+        while let Some(path) = next.take() {
+            pages += 1;
+            assert!(pages < 1000, "paging never ends");
+            let response = self.get(&path, token).await;
+            response.assert_status(StatusCode::OK);
+            ids.extend(
+                response.body["items"]
+                    .as_array()
+                    .expect("items")
+                    .iter()
+                    .map(|item| item["id"].as_u64().expect("item id")),
+            );
+            let cursor = response.body["next_cursor"].as_str().map(str::to_owned);
+            next = response.header("link").map(|link| {
+                let target = link
+                    .trim_start_matches('<')
+                    .split('>')
+                    .next()
+                    .expect("link target")
+                    .to_owned();
+                assert!(
+                    target.contains(cursor.as_deref().expect("next_cursor with a Link")),
+                    "the Link header carries next_cursor"
+                );
+                target
+            });
+            if next.is_none() {
+                assert!(cursor.is_none(), "next_cursor without a Link header");
+            }
+        }
+        ids
+    }
+}
+
+fn init_test_logging() {
+    if std::env::var("TEST_LOG").is_ok() {
+        sns_api::telemetry::init(&sns_api::config::LogConfig {
+            log_format: "text".into(),
+            log_filter: "info,sns_api=debug".into(),
+        });
+    }
+}

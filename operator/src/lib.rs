@@ -1,0 +1,6 @@
+//! sns-operator: reconciles `SnsCluster` resources into the whole sns-platform (API pods,
+//! MySQL with GTID replicas, ProxySQL, Orchestrator, a Redis Cluster and monitoring).
+//!
+//! Module map: `config` (flags/env and subcommands).
+
+pub mod config;
