@@ -18,7 +18,7 @@ pub struct RegisterRequest {
     )]
     pub username: String,
     /// A valid e-mail address (unique, case-insensitive).
-    #[schema(max_length = 254)]
+    #[schema(max_length = 254, format = Email)]
     pub email: String,
     /// 8-128 characters.
     #[schema(min_length = 8, max_length = 128, format = Password)]

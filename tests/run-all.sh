@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Every check and every test, against real services started for this run and stopped after:
+#   formatting, clippy (warnings are errors), rustdoc, then `cargo test` for the whole workspace
+#   with MariaDB (primary + 2 GTID replicas), Redis (standalone + 6-node cluster), s3s-fs and
+#   schemathesis (tests/env/testenv.sh; tools installed by .ci/install-tools.sh when missing).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+export SNS_TOOLS_DIR="${SNS_TOOLS_DIR:-$HOME/.cache/sns-platform}"
+export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
+bash .ci/install-tools.sh
+
+section() { printf '\n=== %s (%s)\n' "$*" "$(date +%T)"; }
+
+section "cargo fmt --check"
+cargo fmt --all --check
+
+section "cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+section "cargo doc"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
+
+section "test services"
+env_dir=$(mktemp -d "${TMPDIR:-/tmp}/sns-testenv.XXXXXX")
+trap 'bash tests/env/testenv.sh stop "$env_dir"' EXIT
+bash tests/env/testenv.sh start "$env_dir" >/dev/null
+# shellcheck disable=SC1091
+source "$env_dir/env"
+export SNS_SCHEMATHESIS="${SNS_SCHEMATHESIS:-$SNS_TOOLS_DIR/venv-schemathesis/bin/schemathesis}"
+
+section "cargo test"
+cargo test --workspace --locked
