@@ -19,6 +19,14 @@ pub struct Config {
     #[command(flatten)]
     pub database: DatabaseConfig,
 
+    /// Redis settings.
+    #[command(flatten)]
+    pub redis: RedisConfig,
+
+    /// Home-feed settings.
+    #[command(flatten)]
+    pub feed: FeedConfig,
+
     /// Access-token settings.
     #[command(flatten)]
     pub auth: AuthConfig,
@@ -67,6 +75,60 @@ pub struct DatabaseConfig {
     /// Apply pending migrations on start (they take a lock, so replicas of the API may race).
     #[arg(long, env = "API_DATABASE_MIGRATE", default_value_t = true, action = clap::ArgAction::Set)]
     pub database_migrate: bool,
+}
+
+/// Where Redis is. With neither a URL nor cluster nodes, feeds are read from MySQL.
+#[derive(Debug, Clone, Args)]
+pub struct RedisConfig {
+    /// A standalone Redis, e.g. `redis://127.0.0.1:6379`.
+    #[arg(long, env = "API_REDIS_URL")]
+    pub redis_url: Option<String>,
+
+    /// Every node of a Redis Cluster, comma-separated `redis://host:port` URLs (all of them:
+    /// a client given only a dead node cannot start).
+    #[arg(long, env = "API_REDIS_CLUSTER_NODES", value_delimiter = ',')]
+    pub redis_cluster_nodes: Vec<String>,
+
+    /// Prefix of every key the API writes, so deployments can share a Redis.
+    #[arg(long, env = "API_REDIS_KEY_PREFIX", default_value = "sns:")]
+    pub redis_key_prefix: String,
+
+    /// Longest wait for any one Redis round trip.
+    #[arg(long, env = "API_REDIS_TIMEOUT", value_parser = parse_duration, default_value = "500ms")]
+    pub redis_timeout: Duration,
+}
+
+/// How home feeds are built and kept.
+#[derive(Debug, Clone, Args)]
+pub struct FeedConfig {
+    /// Most post ids kept in one user's feed.
+    #[arg(long, env = "API_FEED_CAP", default_value_t = 800)]
+    pub feed_cap: u32,
+
+    /// Posts older than this leave feeds; users inactive longer are not fanned out to.
+    #[arg(long, env = "API_FEED_MAX_AGE", value_parser = parse_duration, default_value = "7d")]
+    pub feed_max_age: Duration,
+
+    /// Lifetime of an unread feed in Redis (it is rebuilt from MySQL when missing).
+    #[arg(long, env = "API_FEED_TTL", value_parser = parse_duration, default_value = "8d")]
+    pub feed_ttl: Duration,
+
+    /// Authors with more followers than this are not fanned out to; their posts are merged
+    /// into followers' feeds when read.
+    #[arg(long, env = "API_FEED_BIG_AUTHOR_FOLLOWERS", default_value_t = 10_000)]
+    pub feed_big_author_followers: u64,
+
+    /// Fan-out jobs run at once.
+    #[arg(long, env = "API_FANOUT_WORKERS", default_value_t = 4)]
+    pub fanout_workers: usize,
+
+    /// Followers read (and written in one pipeline) per fan-out page.
+    #[arg(long, env = "API_FANOUT_PAGE_SIZE", default_value_t = 1000)]
+    pub fanout_page_size: u32,
+
+    /// Lifetime of a cached post body.
+    #[arg(long, env = "API_POST_CACHE_TTL", value_parser = parse_duration, default_value = "1h")]
+    pub post_cache_ttl: Duration,
 }
 
 /// How access tokens are signed.

@@ -1,7 +1,8 @@
 //! Prometheus metrics of the API: one registry, rendered at `/metrics`.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 use crate::db::Db;
@@ -15,6 +16,18 @@ pub struct Metrics {
     pub http_duration: HistogramVec,
     /// `api_db_pool_connections{pool, state}`: open and idle connections per pool.
     pub db_pool_connections: IntGaugeVec,
+    /// `api_fanout_duration_seconds`: one post's whole fan-out.
+    pub fanout_seconds: Histogram,
+    /// `api_fanout_feed_writes_total`: feeds addressed by fan-outs.
+    pub fanout_writes: IntCounter,
+    /// `api_fanout_failures_total`: fan-out attempts that will be retried.
+    pub fanout_failures: IntCounter,
+    /// `api_feed_reads_total{source}`: feed pages by where they came from.
+    pub feed_reads: IntCounterVec,
+    /// `api_feed_rebuilds_total`: feeds rebuilt from MySQL.
+    pub feed_rebuilds: IntCounter,
+    /// `api_likes_recounted_total`: like counts recounted by the flusher.
+    pub likes_recounted: IntCounter,
 }
 
 impl Metrics {
@@ -43,6 +56,38 @@ impl Metrics {
             ),
             &["pool", "state"],
         )?;
+        let fanout_seconds = Histogram::with_opts(
+            HistogramOpts::new(
+                "api_fanout_duration_seconds",
+                "Time to write one post into every follower's feed",
+            )
+            .buckets(vec![
+                0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ]),
+        )?;
+        let fanout_writes = IntCounter::new(
+            "api_fanout_feed_writes_total",
+            "Feeds addressed by fan-outs",
+        )?;
+        let fanout_failures = IntCounter::new(
+            "api_fanout_failures_total",
+            "Fan-out attempts that failed and will be retried",
+        )?;
+        let feed_reads = IntCounterVec::new(
+            Opts::new("api_feed_reads_total", "Feed pages served, by source"),
+            &["source"],
+        )?;
+        let feed_rebuilds = IntCounter::new("api_feed_rebuilds_total", "Feeds rebuilt from MySQL")?;
+        let likes_recounted = IntCounter::new(
+            "api_likes_recounted_total",
+            "Like counts recounted from post_likes",
+        )?;
+        registry.register(Box::new(fanout_seconds.clone()))?;
+        registry.register(Box::new(fanout_writes.clone()))?;
+        registry.register(Box::new(fanout_failures.clone()))?;
+        registry.register(Box::new(feed_reads.clone()))?;
+        registry.register(Box::new(feed_rebuilds.clone()))?;
+        registry.register(Box::new(likes_recounted.clone()))?;
         registry.register(Box::new(http_requests.clone()))?;
         registry.register(Box::new(http_duration.clone()))?;
         registry.register(Box::new(db_pool_connections.clone()))?;
@@ -55,6 +100,12 @@ impl Metrics {
             http_requests,
             http_duration,
             db_pool_connections,
+            fanout_seconds,
+            fanout_writes,
+            fanout_failures,
+            feed_reads,
+            feed_rebuilds,
+            likes_recounted,
         })
     }
 

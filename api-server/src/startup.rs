@@ -3,20 +3,31 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use std::time::Duration;
+
 use anyhow::Context;
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
 use crate::db::Db;
+use crate::feed::service::FeedRuntime;
 use crate::http::auth::TokenKeys;
+use crate::kv::Kv;
 use crate::metrics::Metrics;
 use crate::state::AppState;
+
+/// How often the like flusher recounts marked posts.
+const LIKE_FLUSH_INTERVAL: Duration = Duration::from_millis(500);
 
 /// A built application bound to its listener, ready to serve.
 pub struct App {
     listener: TcpListener,
     router: axum::Router,
     state: AppState,
+    background: TaskTracker,
+    stop_background: CancellationToken,
 }
 
 impl App {
@@ -26,8 +37,11 @@ impl App {
         if config.database.database_migrate {
             db.migrate().await?;
         }
+        let kv = Kv::connect(&config.redis).context("configuring Redis")?;
         let state = AppState {
             db,
+            kv,
+            feed: Arc::new(FeedRuntime::default()),
             tokens: Arc::new(TokenKeys::from_config(&config.auth)),
             metrics: Arc::new(Metrics::new().context("registering metrics")?),
             config: Arc::new(config),
@@ -36,10 +50,26 @@ impl App {
             .await
             .with_context(|| format!("binding {}", state.config.listen))?;
         let router = crate::http::router(state.clone());
+        let (background, stop_background) = (TaskTracker::new(), CancellationToken::new());
+        if let Some(kv) = &state.kv {
+            background.spawn(crate::feed::fanout::run_fanout_worker(
+                state.clone(),
+                kv.clone(),
+                stop_background.clone(),
+            ));
+        }
+        background.spawn(crate::likes::flush::run_like_flusher(
+            state.clone(),
+            LIKE_FLUSH_INTERVAL,
+            stop_background.clone(),
+        ));
+        background.close();
         Ok(Self {
             listener,
             router,
             state,
+            background,
+            stop_background,
         })
     }
 
@@ -53,20 +83,24 @@ impl App {
         &self.state
     }
 
-    /// Serves until `shutdown` completes, then finishes in-flight requests.
+    /// Serves until `shutdown` completes, then finishes in-flight requests and lets the
+    /// background tasks (fan-out, like flush) finish their current round.
     pub async fn run_until(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         tracing::info!(addr = %self.listener.local_addr()?, "serving the API");
-        axum::serve(
+        let served = axum::serve(
             self.listener,
             self.router
                 .into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(shutdown)
         .await
-        .context("serving HTTP")
+        .context("serving HTTP");
+        self.stop_background.cancel();
+        self.background.wait().await;
+        served
     }
 }
 

@@ -4,7 +4,9 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::db::Db;
+use crate::feed::service::FeedRuntime;
 use crate::http::auth::TokenKeys;
+use crate::kv::Kv;
 use crate::metrics::Metrics;
 
 /// Everything a handler may reach.
@@ -12,6 +14,10 @@ use crate::metrics::Metrics;
 pub struct AppState {
     /// MySQL writer and readers.
     pub db: Db,
+    /// Redis, when configured (feeds, post cache, like deltas).
+    pub kv: Option<Kv>,
+    /// Feed bookkeeping shared by handlers and the fan-out workers.
+    pub feed: Arc<FeedRuntime>,
     /// Access-token signing and verification keys.
     pub tokens: Arc<TokenKeys>,
     /// Prometheus registry and the API's metrics.

@@ -38,7 +38,7 @@ pub async fn follow_user(
         return Err(ApiError::NotFound("user"));
     }
     let mut tx = state.db.writer().begin().await?;
-    store::insert_follow(&mut tx, user.id, id, db::now())
+    let added = store::insert_follow(&mut tx, user.id, id, db::now())
         .await
         .map_err(|error| match &error {
             // The followee was deleted between the check and the insert.
@@ -48,6 +48,10 @@ pub async fn follow_user(
             _ => ApiError::from(error),
         })?;
     tx.commit().await?;
+    if added && let Err(error) = crate::feed::service::backfill_follow(&state, user.id).await {
+        // The follower's feed misses the backlog until it is next rebuilt; new posts arrive.
+        tracing::warn!(error = %error, "cannot backfill a new follow");
+    }
     follow_state(&state, id, true).await
 }
 
@@ -68,8 +72,14 @@ pub async fn unfollow_user(
     Path(id): Path<u64>,
 ) -> Result<axum::Json<FollowState>> {
     let mut tx = state.db.writer().begin().await?;
-    store::delete_follow(&mut tx, user.id, id).await?;
+    let removed = store::delete_follow(&mut tx, user.id, id).await?;
     tx.commit().await?;
+    if removed
+        && let Err(error) = crate::feed::service::remove_unfollowed(&state, user.id, id).await
+    {
+        // Reads filter by the current follow set, so the posts stay hidden regardless.
+        tracing::warn!(error = %error, "cannot remove unfollowed posts from a feed");
+    }
     follow_state(&state, id, false).await
 }
 

@@ -16,10 +16,20 @@ pub async fn healthz() -> axum::Json<serde_json::Value> {
     axum::Json(json!({ "status": "ok" }))
 }
 
-/// Readiness: the MySQL writer answers within two seconds.
+/// Readiness: the MySQL writer answers within two seconds. Redis is reported, not required:
+/// feeds and likes have MySQL fallbacks.
 pub async fn readyz(State(state): State<AppState>) -> Result<axum::Json<serde_json::Value>> {
+    let redis = match &state.kv {
+        None => "not configured",
+        Some(kv) => match kv.ping().await {
+            Ok(()) => "up",
+            Err(_) => "down",
+        },
+    };
     match tokio::time::timeout(Duration::from_secs(2), state.db.ping_writer()).await {
-        Ok(Ok(())) => Ok(axum::Json(json!({ "status": "ready", "mysql": "up" }))),
+        Ok(Ok(())) => Ok(axum::Json(
+            json!({ "status": "ready", "mysql": "up", "redis": redis }),
+        )),
         Ok(Err(error)) => {
             tracing::warn!(%error, "not ready: MySQL writer unreachable");
             Err(mysql_unavailable())

@@ -5,9 +5,10 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::model::{CreatePostRequest, PostView, UpdatePostRequest, check_idempotency_key};
-use super::store;
+use super::{service, store};
 use crate::db;
 use crate::error::{ApiError, ErrorBody, FieldErrors, Result};
+use crate::feed::store as feed;
 use crate::http::auth::{AuthUser, MaybeAuthUser};
 use crate::http::extract::{Json, Path, Query};
 use crate::http::pagination::{Page, PageParams};
@@ -60,6 +61,10 @@ pub async fn create_post(
     let now = db::now();
     let mut tx = state.db.writer().begin().await?;
     let id = store::insert_post(&mut tx, user.id, &request.content, now).await?;
+    if state.kv.is_some() {
+        // Committed with the post: its fan-out survives a crash of this process.
+        feed::insert_outbox_job(&mut tx, id, user.id, now).await?;
+    }
     if let Some(key) = &key
         && let Err(error) =
             store::insert_idempotency_key(&mut tx, user.id, key, &fingerprint, id, now).await
@@ -75,6 +80,7 @@ pub async fn create_post(
         return Err(error.into());
     }
     tx.commit().await?;
+    state.feed.fanout_wake.notify_one();
 
     let post = store::find_post_view(state.db.writer(), id)
         .await?
@@ -139,12 +145,12 @@ fn verify_media(keys: &[String]) -> Result<()> {
     ))]
 pub async fn get_post(
     State(state): State<AppState>,
-    _viewer: MaybeAuthUser,
+    viewer: MaybeAuthUser,
     Path(id): Path<u64>,
 ) -> Result<axum::Json<PostView>> {
-    let mut conn = state.db.reader().await?;
-    store::find_post_view(&mut *conn, id)
+    service::hydrate_posts(&state, &[id], viewer.0)
         .await?
+        .pop()
         .ok_or(ApiError::NotFound("post"))
         .map(axum::Json)
 }
@@ -185,10 +191,19 @@ pub async fn update_post(
         store::update_post_content(&mut *tx, id, content, db::now()).await?;
     }
     tx.commit().await?;
-    store::find_post_view(state.db.writer(), id)
+    let mut post = store::find_post_view(state.db.writer(), id)
         .await?
-        .ok_or(ApiError::NotFound("post"))
-        .map(axum::Json)
+        .ok_or(ApiError::NotFound("post"))?;
+    service::write_through_post(&state, &post).await;
+    let mut conn = state.db.writer().acquire().await?;
+    service::apply_viewer_state(
+        &state,
+        &mut conn,
+        std::slice::from_mut(&mut post),
+        Some(user.id),
+    )
+    .await?;
+    Ok(axum::Json(post))
 }
 
 /// Delete one's own post.
@@ -217,6 +232,8 @@ pub async fn delete_post(
     }
     store::soft_delete_post(&mut tx, id, author, db::now()).await?;
     tx.commit().await?;
+    // Feeds drop it at once when hydrating (the body is gone) and forget the id lazily.
+    service::forget_cached_post(&state, id).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -232,7 +249,7 @@ pub async fn delete_post(
     ))]
 pub async fn list_user_posts(
     State(state): State<AppState>,
-    _viewer: MaybeAuthUser,
+    viewer: MaybeAuthUser,
     OriginalUri(uri): OriginalUri,
     Path(id): Path<u64>,
     Query(paging): Query<PageParams>,
@@ -243,6 +260,7 @@ pub async fn list_user_posts(
     if !users::user_exists(&mut *conn, id).await? {
         return Err(ApiError::NotFound("user"));
     }
-    let posts = store::list_author_posts(&mut *conn, id, before, page.limit + 1).await?;
+    let mut posts = store::list_author_posts(&mut *conn, id, before, page.limit + 1).await?;
+    service::apply_viewer_state(&state, &mut conn, &mut posts, viewer.0).await?;
     Ok(Page::from_overfetch(posts, page.limit, |post| vec![post.id]).into_response_for(&uri))
 }

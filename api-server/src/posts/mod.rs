@@ -2,10 +2,12 @@
 //!
 //! Endpoints: `POST /posts` (honours `Idempotency-Key`), `GET|PATCH|DELETE /posts/{id}`,
 //! `GET /users/{id}/posts`. Tables: `posts`, `post_media`, `post_idempotency_keys`,
-//! `users.post_count`.
+//! `users.post_count`. Redis: `post:{id}` (the post cache, see `cache.rs`).
 
+pub mod cache;
 pub mod handlers;
 pub mod model;
+pub mod service;
 pub mod store;
 
 use utoipa_axum::router::OpenApiRouter;

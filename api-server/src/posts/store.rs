@@ -79,6 +79,48 @@ pub async fn find_post_view(
     Ok(row.map(Into::into))
 }
 
+/// Live posts among `ids`, in no particular order.
+pub async fn find_post_views(
+    conn: impl MySqlExecutor<'_>,
+    ids: &[u64],
+) -> sqlx::Result<Vec<PostView>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let placeholders = vec!["?"; ids.len()].join(",");
+    let sql = format!("{POST_VIEW_SELECT} WHERE p.id IN ({placeholders}) AND p.deleted_at IS NULL");
+    let mut query = sqlx::query_as::<_, PostRow>(sqlx::AssertSqlSafe(sql));
+    for id in ids {
+        query = query.bind(id);
+    }
+    Ok(query
+        .fetch_all(conn)
+        .await?
+        .into_iter()
+        .map(Into::into)
+        .collect())
+}
+
+/// Like and comment counts of the live posts among `ids`.
+pub async fn find_post_counts(
+    conn: impl MySqlExecutor<'_>,
+    ids: &[u64],
+) -> sqlx::Result<Vec<(u64, u64, u64)>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let placeholders = vec!["?"; ids.len()].join(",");
+    let sql = format!(
+        "SELECT id, like_count, comment_count FROM posts WHERE id IN ({placeholders}) \
+         AND deleted_at IS NULL"
+    );
+    let mut query = sqlx::query_as::<_, (u64, u64, u64)>(sqlx::AssertSqlSafe(sql));
+    for id in ids {
+        query = query.bind(id);
+    }
+    query.fetch_all(conn).await
+}
+
 /// An author's live posts with ids below `before`, newest first.
 pub async fn list_author_posts(
     conn: impl MySqlExecutor<'_>,

@@ -9,6 +9,7 @@ use clap::Parser;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sns_api::config::Config;
+use sns_api::kv::Kv;
 use sns_api::startup::App;
 use sqlx::{Connection, MySqlConnection};
 use tokio::sync::oneshot;
@@ -68,12 +69,25 @@ impl TestDatabase {
     }
 }
 
+/// Which Redis a test app uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RedisBackend {
+    /// No Redis: feeds from MySQL.
+    None,
+    /// The standalone test server.
+    Standalone,
+    /// The 6-node test cluster.
+    Cluster,
+}
+
 /// A running API server and an HTTP client for it.
 pub struct TestApp {
     /// Base URL, e.g. `http://127.0.0.1:41234`.
     pub address: String,
     /// The test's own database.
     pub database: TestDatabase,
+    /// The configuration the server runs with.
+    pub config: Config,
     client: reqwest::Client,
     _shutdown: oneshot::Sender<()>,
 }
@@ -148,6 +162,30 @@ impl TestApp {
         Self::spawn_with(|_, _| {}).await
     }
 
+    /// Starts a server on a fresh database and the given Redis, under a key prefix of its own.
+    pub async fn spawn_with_redis(
+        backend: RedisBackend,
+        adjust: impl FnOnce(&mut Config, &TestDatabase),
+    ) -> Self {
+        Self::spawn_with(|config, database| {
+            config.redis.redis_key_prefix = format!("t:{}:", uuid::Uuid::new_v4().simple());
+            match backend {
+                RedisBackend::None => {}
+                RedisBackend::Standalone => {
+                    config.redis.redis_url = Some(test_env("SNS_TEST_REDIS_URL"));
+                }
+                RedisBackend::Cluster => {
+                    config.redis.redis_cluster_nodes = test_env("SNS_TEST_REDIS_CLUSTER_NODES")
+                        .split(',')
+                        .map(str::to_owned)
+                        .collect();
+                }
+            }
+            adjust(config, database);
+        })
+        .await
+    }
+
     /// Starts a server on a fresh database, letting the test adjust the configuration.
     pub async fn spawn_with(adjust: impl FnOnce(&mut Config, &TestDatabase)) -> Self {
         init_test_logging();
@@ -159,7 +197,7 @@ impl TestApp {
         config.database.database_max_connections = 8;
         config.auth.jwt_secret = Some(uuid::Uuid::new_v4().to_string().into());
         adjust(&mut config, &database);
-        let app = App::build(config).await.expect("building the app");
+        let app = App::build(config.clone()).await.expect("building the app");
         let address = format!("http://{}", app.local_addr().expect("bound address"));
         let (shutdown, stopped) = oneshot::channel::<()>();
         tokio::spawn(app.run_until(async move {
@@ -168,6 +206,7 @@ impl TestApp {
         Self {
             address,
             database,
+            config,
             client: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
@@ -218,6 +257,100 @@ impl TestApp {
             headers,
             body,
         }
+    }
+
+    /// A Redis connection with the app's configuration and prefix, for inspecting keys.
+    pub fn kv(&self) -> Kv {
+        Kv::connect(&self.config.redis)
+            .expect("Redis configuration")
+            .expect("this app uses Redis")
+    }
+
+    /// Waits (bounded) until every fan-out job has finished.
+    pub async fn wait_for_fanout(&self) {
+        let mut conn = self.database.connect().await;
+        for _ in 0..300 {
+            let (pending,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM feed_outbox")
+                .fetch_one(&mut conn)
+                .await
+                .expect("counting fan-out jobs");
+            if pending == 0 {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("fan-out did not finish within 15 s");
+    }
+
+    /// A token for `user_id` signed with the app's key (for users made directly in SQL).
+    pub fn token_for(&self, user_id: u64) -> String {
+        let keys = sns_api::http::auth::TokenKeys::from_config(&self.config.auth);
+        keys.issue(user_id).expect("issuing a token")
+    }
+
+    /// Inserts `count` users directly (no password hashing), returning their ids.
+    pub async fn insert_users(&self, prefix: &str, count: usize) -> Vec<u64> {
+        let mut conn = self.database.connect().await;
+        let mut ids = Vec::with_capacity(count);
+        for chunk in (0..count).collect::<Vec<_>>().chunks(500) {
+            let mut builder = sqlx::QueryBuilder::new(
+                "INSERT INTO users (username, email, password_hash, created_at, last_active_at) ",
+            );
+            builder.push_values(chunk, |mut row, i| {
+                let name = format!("{prefix}_{i}");
+                row.push_bind(name.clone())
+                    .push_bind(format!("{name}@example.com"))
+                    .push_bind("!")
+                    .push("UTC_TIMESTAMP(6)")
+                    .push("UTC_TIMESTAMP(6)");
+            });
+            let first = builder
+                .build()
+                .execute(&mut conn)
+                .await
+                .expect("inserting users")
+                .last_insert_id();
+            // One multi-row insert takes consecutive ids from the first.
+            ids.extend((0..chunk.len() as u64).map(|offset| first + offset));
+        }
+        ids
+    }
+
+    /// Makes each of `followers` follow `followee` directly in SQL, counters included.
+    pub async fn insert_follows(&self, followers: &[u64], followee: u64) {
+        let mut conn = self.database.connect().await;
+        for chunk in followers.chunks(500) {
+            let mut builder = sqlx::QueryBuilder::new(
+                "INSERT INTO follows (follower_id, followee_id, created_at) ",
+            );
+            builder.push_values(chunk, |mut row, follower| {
+                row.push_bind(*follower)
+                    .push_bind(followee)
+                    .push("UTC_TIMESTAMP(6)");
+            });
+            builder
+                .build()
+                .execute(&mut conn)
+                .await
+                .expect("inserting follows");
+        }
+        sqlx::query("UPDATE users SET follower_count = follower_count + ? WHERE id = ?")
+            .bind(followers.len() as u64)
+            .bind(followee)
+            .execute(&mut conn)
+            .await
+            .expect("counting followers");
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE users SET following_count = following_count + 1 WHERE id IN ({})",
+            followers
+                .iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        )))
+        .execute(&mut conn)
+        .await
+        .expect("counting followees");
     }
 
     /// A request builder for cases the typed helpers do not cover (raw bodies, headers).

@@ -1,0 +1,141 @@
+//! Fan-out on write: a post's id goes into the Redis feed of each active follower, off the
+//! request path, driven by the MySQL outbox so nothing is lost if the process dies.
+//!
+//! ```text
+//! POST /posts ─► commit post + outbox row ─► wake a worker
+//! worker ─► claim jobs (lease) ─► per 1,000 active followers: one batch (one pipeline per
+//!           master) of feed-insert scripts ─► delete the job (or postpone it on failure)
+//! ```
+//! Authors above the big-author threshold are not fanned out to followers (their posts are
+//! merged when feeds are read); every author's own feed gets the post.
+
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use tokio_util::sync::CancellationToken;
+
+use super::{cache, store};
+use crate::kv::{Batch, Kv};
+use crate::state::AppState;
+
+/// How long a claimed job is reserved for its worker before others may take it.
+const LEASE: Duration = Duration::from_secs(60);
+
+/// Runs fan-out workers until `shutdown` (jobs in flight finish first).
+pub async fn run_fanout_worker(state: AppState, kv: Kv, shutdown: CancellationToken) {
+    let workers = state.config.feed.fanout_workers.max(1) as u32;
+    let lease = chrono::Duration::from_std(LEASE).unwrap_or(chrono::Duration::seconds(60));
+    loop {
+        if shutdown.is_cancelled() {
+            return;
+        }
+        let jobs =
+            match store::claim_outbox_jobs(state.db.writer(), workers, crate::db::now(), lease)
+                .await
+            {
+                Ok(jobs) => jobs,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot claim fan-out jobs");
+                    Vec::new()
+                }
+            };
+        if jobs.is_empty() {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = state.feed.fanout_wake.notified() => {}
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+            continue;
+        }
+        let runs = jobs.into_iter().map(|job| {
+            let (state, kv) = (&state, &kv);
+            async move {
+                let started = Instant::now();
+                match fan_out(state, kv, job.post_id).await {
+                    Ok(recipients) => {
+                        if let Err(error) = store::delete_outbox_job(state.db.writer(), job.id).await {
+                            tracing::warn!(%error, job = job.id, "cannot delete a finished job");
+                        }
+                        state.metrics.fanout_seconds.observe(started.elapsed().as_secs_f64());
+                        state.metrics.fanout_writes.inc_by(recipients);
+                    }
+                    Err(error) => {
+                        let delay = retry_delay(job.attempts);
+                        tracing::warn!(error = %error, post = job.post_id, attempts = job.attempts,
+                            ?delay, "fan-out failed; will retry");
+                        state.metrics.fanout_failures.inc();
+                        let at = crate::db::now()
+                            + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::seconds(2));
+                        if let Err(error) =
+                            store::postpone_outbox_job(state.db.writer(), job.id, at).await
+                        {
+                            tracing::warn!(%error, job = job.id, "cannot postpone a job; its lease will expire");
+                        }
+                    }
+                }
+            }
+        });
+        futures::future::join_all(runs).await;
+    }
+}
+
+/// 2 s, 4 s, 8 s ... capped at a minute.
+fn retry_delay(attempts: u32) -> Duration {
+    Duration::from_secs(2u64.saturating_pow(attempts.clamp(1, 6)).min(60))
+}
+
+/// Writes `post_id` into the feeds of its author and the author's active followers; returns
+/// how many feeds were addressed.
+pub async fn fan_out(state: &AppState, kv: &Kv, post_id: u64) -> anyhow::Result<u64> {
+    let config = &state.config.feed;
+    let Some((author_id, follower_count)) =
+        store::find_fanout_subject(state.db.writer(), post_id).await?
+    else {
+        // Deleted before its fan-out: nothing to do.
+        return Ok(0);
+    };
+    let mut batch = Batch::new();
+    cache::add_fanout_commands(&mut batch, kv, &[author_id], post_id, config.feed_cap);
+    let mut addressed = 1;
+    cache::first_error(kv.run(batch).await?)?;
+    if follower_count > config.feed_big_author_followers {
+        return Ok(addressed);
+    }
+    let active_since = Utc::now() - chrono::Duration::from_std(config.feed_max_age)?;
+    let mut after = 0;
+    loop {
+        let followers = store::list_active_follower_ids(
+            state.db.writer(),
+            author_id,
+            after,
+            active_since,
+            config.fanout_page_size,
+        )
+        .await?;
+        let Some(last) = followers.last().copied() else {
+            break;
+        };
+        let mut batch = Batch::new();
+        cache::add_fanout_commands(&mut batch, kv, &followers, post_id, config.feed_cap);
+        cache::first_error(kv.run(batch).await?)?;
+        addressed += followers.len() as u64;
+        if followers.len() < config.fanout_page_size as usize {
+            break;
+        }
+        after = last;
+    }
+    Ok(addressed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_back_off_exponentially_up_to_a_minute() {
+        assert_eq!(retry_delay(1), Duration::from_secs(2));
+        assert_eq!(retry_delay(2), Duration::from_secs(4));
+        assert_eq!(retry_delay(3), Duration::from_secs(8));
+        assert_eq!(retry_delay(30), Duration::from_secs(60));
+    }
+}

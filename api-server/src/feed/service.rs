@@ -1,0 +1,261 @@
+//! Reading home feeds, rebuilding missing ones, and keeping them right when follows change.
+//!
+//! ```text
+//! read(user, cursor) ─► Redis slice below the cursor ─┬─ missing ─► MySQL page now, rebuild later
+//!                                                     └─ present ─► ids >= floor from Redis,
+//!                                                                   the rest of the page from MySQL
+//!                     + posts of followed big authors (never fanned out) in the same id range
+//!                     ─► hydrate (post cache) ─► drop authors no longer followed
+//! ```
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+use chrono::Utc;
+
+use super::{cache, store};
+use crate::error::Result;
+use crate::kv::Kv;
+use crate::posts::model::PostView;
+use crate::posts::service::hydrate_posts;
+use crate::state::AppState;
+
+/// Where a feed page came from (also sent as `X-Feed-Source`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FeedSource {
+    /// The Redis feed (possibly continued from MySQL below its floor).
+    Redis,
+    /// MySQL only: the feed was missing or Redis did not answer.
+    Database,
+}
+
+impl FeedSource {
+    /// The header value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Redis => "redis",
+            Self::Database => "database",
+        }
+    }
+}
+
+/// One page of a home feed.
+#[derive(Debug)]
+pub struct FeedPage {
+    /// Posts, newest first.
+    pub items: Vec<PostView>,
+    /// Id of the last post considered; the next page starts below it.
+    pub next_before: Option<u64>,
+    /// Where the ids came from.
+    pub source: FeedSource,
+}
+
+/// Process-wide feed bookkeeping: which rebuilds are under way.
+#[derive(Debug, Default)]
+pub struct FeedRuntime {
+    // Held only to insert or remove one id, never across an await.
+    rebuilding: Mutex<HashSet<u64>>,
+    /// Wakes the fan-out workers when a post was written.
+    pub fanout_wake: tokio::sync::Notify,
+}
+
+/// Reads a page of `user_id`'s home feed below `before`.
+pub async fn read_feed(
+    state: &AppState,
+    user_id: u64,
+    before: Option<u64>,
+    limit: u32,
+) -> Result<FeedPage> {
+    note_activity(state, user_id).await?;
+    let want = limit + 1;
+    let upper = before.unwrap_or(u64::MAX);
+    let mut source = FeedSource::Database;
+    let mut ids = Vec::new();
+    if let Some(kv) = &state.kv {
+        let ttl = state.config.feed.feed_ttl.as_secs();
+        match cache::read_slice(kv, user_id, before, want, ttl).await {
+            Ok(cache::FeedSlice::Present { floor, ids: cached }) => {
+                source = FeedSource::Redis;
+                ids = cached;
+                let mut conn = state.db.reader().await?;
+                if ids.len() < want as usize {
+                    // Below the floor the cache knows nothing: continue in MySQL.
+                    let rest = store::list_feed_ids(
+                        &mut *conn,
+                        user_id,
+                        0,
+                        upper.min(floor),
+                        want - ids.len() as u32,
+                    )
+                    .await?;
+                    ids.extend(rest);
+                }
+                let big = store::list_big_author_post_ids(
+                    &mut *conn,
+                    user_id,
+                    state.config.feed.feed_big_author_followers,
+                    upper,
+                    want,
+                )
+                .await?;
+                ids.extend(big);
+            }
+            Ok(cache::FeedSlice::Missing) => spawn_rebuild(state, kv, user_id),
+            Err(error) => tracing::warn!(%error, user_id, "feed unavailable in Redis"),
+        }
+    }
+    if source == FeedSource::Database {
+        let mut conn = state.db.reader().await?;
+        ids = store::list_feed_ids(&mut *conn, user_id, 0, upper, want).await?;
+    }
+    ids.sort_unstable_by(|a, b| b.cmp(a));
+    ids.dedup();
+    ids.truncate(want as usize);
+    let next_before = (ids.len() > limit as usize).then(|| ids[limit as usize - 1]);
+    ids.truncate(limit as usize);
+
+    let mut items = hydrate_posts(state, &ids, Some(user_id)).await?;
+    if source == FeedSource::Redis {
+        items = keep_followed(state, user_id, items).await?;
+        forget_stale_entries(state, user_id, &ids, &items);
+    }
+    Ok(FeedPage {
+        items,
+        next_before,
+        source,
+    })
+}
+
+/// Drops posts whose author the user no longer follows (the feed still holds them until the
+/// unfollow's removal reaches Redis).
+async fn keep_followed(
+    state: &AppState,
+    user_id: u64,
+    items: Vec<PostView>,
+) -> Result<Vec<PostView>> {
+    let mut authors: Vec<u64> = items
+        .iter()
+        .map(|post| post.author.id)
+        .filter(|author| *author != user_id)
+        .collect();
+    authors.sort_unstable();
+    authors.dedup();
+    let mut conn = state.db.reader().await?;
+    let followed: HashSet<u64> = store::list_followed_among(&mut *conn, user_id, &authors)
+        .await?
+        .into_iter()
+        .collect();
+    Ok(items
+        .into_iter()
+        .filter(|post| post.author.id == user_id || followed.contains(&post.author.id))
+        .collect())
+}
+
+/// Removes from the Redis feed, in the background, ids that hydrated to nothing (deleted
+/// posts) or to an author no longer followed.
+fn forget_stale_entries(state: &AppState, user_id: u64, ids: &[u64], items: &[PostView]) {
+    let Some(kv) = state.kv.clone() else {
+        return;
+    };
+    let shown: HashSet<u64> = items.iter().map(|post| post.id).collect();
+    let stale: Vec<u64> = ids
+        .iter()
+        .copied()
+        .filter(|id| !shown.contains(id))
+        .collect();
+    if stale.is_empty() {
+        return;
+    }
+    tokio::spawn(async move {
+        if let Err(error) = cache::remove_ids(&kv, user_id, &stale).await {
+            tracing::debug!(%error, user_id, "cannot drop stale feed entries");
+        }
+    });
+}
+
+/// Records that the user is active; a user back after more than the feed's max age has a
+/// feed that fan-out skipped meanwhile, so it is dropped and rebuilt.
+async fn note_activity(state: &AppState, user_id: u64) -> Result<()> {
+    let now = crate::db::now();
+    let stale = now - chrono::Duration::hours(1);
+    let previous = store::touch_activity(state.db.writer(), user_id, now, stale).await?;
+    let max_age = chrono::Duration::from_std(state.config.feed.feed_max_age)
+        .unwrap_or(chrono::Duration::days(7));
+    if let (Some(previous), Some(kv)) = (previous, &state.kv)
+        && previous < now - max_age
+        && let Err(error) = cache::delete_feed(kv, user_id).await
+    {
+        tracing::warn!(%error, user_id, "cannot drop the feed of a returning user");
+    }
+    Ok(())
+}
+
+fn spawn_rebuild(state: &AppState, kv: &Kv, user_id: u64) {
+    {
+        let Ok(mut rebuilding) = state.feed.rebuilding.lock() else {
+            return;
+        };
+        if !rebuilding.insert(user_id) {
+            return;
+        }
+    }
+    let (state, kv) = (state.clone(), kv.clone());
+    tokio::spawn(async move {
+        if let Err(error) = rebuild_feed(&state, &kv, user_id).await {
+            tracing::warn!(error = %error, user_id, "feed rebuild failed");
+        }
+        if let Ok(mut rebuilding) = state.feed.rebuilding.lock() {
+            rebuilding.remove(&user_id);
+        }
+    });
+}
+
+/// Rebuilds a user's Redis feed from MySQL: the newest posts within the max age, up to the
+/// cap, complete down to the lowest of them; then the posts written meanwhile.
+pub async fn rebuild_feed(state: &AppState, kv: &Kv, user_id: u64) -> anyhow::Result<()> {
+    let config = &state.config.feed;
+    let since = Utc::now() - chrono::Duration::from_std(config.feed_max_age)?;
+    let writer = state.db.writer();
+    let ids = store::list_recent_feed_ids(writer, user_id, since, config.feed_cap).await?;
+    let floor = match ids.last() {
+        Some(lowest) => *lowest,
+        // Nothing recent: complete for every post yet to come.
+        None => store::find_max_post_id(writer).await? + 1,
+    };
+    cache::write_feed(kv, user_id, &ids, floor, config.feed_ttl.as_secs()).await?;
+    // A post committed while we read may have been fanned out before the feed existed: add
+    // whatever is newer than what we read (the insert ignores what is already there).
+    let newest = ids.first().copied().unwrap_or(floor.saturating_sub(1));
+    let missed = store::list_feed_ids(writer, user_id, newest, u64::MAX, config.feed_cap).await?;
+    cache::insert_ids(kv, user_id, &missed, config.feed_cap).await?;
+    state.metrics.feed_rebuilds.inc();
+    Ok(())
+}
+
+/// After a follow: rebuilds the follower's feed with the followee's recent posts. (They are
+/// older than what the feed already holds, below its floor, so adding them one by one would
+/// leave a feed that cannot say it is complete; a rebuild sets a new floor.)
+pub async fn backfill_follow(state: &AppState, follower: u64) -> anyhow::Result<()> {
+    match &state.kv {
+        Some(kv) => rebuild_feed(state, kv, follower).await,
+        None => Ok(()),
+    }
+}
+
+/// After an unfollow: removes the former followee's posts from the follower's feed.
+pub async fn remove_unfollowed(
+    state: &AppState,
+    follower: u64,
+    followee: u64,
+) -> anyhow::Result<()> {
+    let Some(kv) = &state.kv else {
+        return Ok(());
+    };
+    let config = &state.config.feed;
+    let since = Utc::now() - chrono::Duration::from_std(config.feed_max_age)?;
+    let ids =
+        store::list_recent_author_post_ids(state.db.writer(), followee, since, config.feed_cap)
+            .await?;
+    cache::remove_ids(kv, follower, &ids).await?;
+    Ok(())
+}

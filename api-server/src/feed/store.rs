@@ -1,0 +1,331 @@
+//! SQL of the feed pipeline: the fan-out outbox, follower pages, and feeds read from MySQL
+//! (the source Redis feeds are rebuilt from, and the fallback when they cannot be used).
+
+use chrono::{DateTime, Utc};
+use sqlx::{MySqlConnection, MySqlExecutor, MySqlPool};
+
+/// A claimed fan-out job.
+#[derive(Debug, Clone, Copy, sqlx::FromRow)]
+pub struct OutboxJob {
+    /// Outbox row id.
+    pub id: u64,
+    /// The post to fan out.
+    pub post_id: u64,
+    /// Its author.
+    pub author_id: u64,
+    /// Times the job was claimed before (this claim included).
+    pub attempts: u32,
+}
+
+/// Records a fan-out job in the post's transaction.
+pub async fn insert_outbox_job(
+    tx: &mut MySqlConnection,
+    post_id: u64,
+    author_id: u64,
+    now: DateTime<Utc>,
+) -> sqlx::Result<u64> {
+    let result = sqlx::query(
+        "INSERT INTO feed_outbox (post_id, author_id, available_at, created_at) VALUES (?, ?, ?, ?)",
+    )
+    .bind(post_id)
+    .bind(author_id)
+    .bind(now)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    Ok(result.last_insert_id())
+}
+
+/// Claims up to `limit` available jobs for `lease` (other workers skip them meanwhile).
+pub async fn claim_outbox_jobs(
+    pool: &MySqlPool,
+    limit: u32,
+    now: DateTime<Utc>,
+    lease: chrono::Duration,
+) -> sqlx::Result<Vec<OutboxJob>> {
+    let mut tx = pool.begin().await?;
+    // SKIP LOCKED: API replicas polling together split the jobs instead of queueing.
+    let mut jobs: Vec<OutboxJob> = sqlx::query_as(
+        "SELECT id, post_id, author_id, attempts FROM feed_outbox \
+         WHERE available_at <= ? ORDER BY available_at, id LIMIT ? FOR UPDATE SKIP LOCKED",
+    )
+    .bind(now)
+    .bind(limit)
+    .fetch_all(&mut *tx)
+    .await?;
+    for job in &mut jobs {
+        sqlx::query(
+            "UPDATE feed_outbox SET available_at = ?, attempts = attempts + 1 WHERE id = ?",
+        )
+        .bind(now + lease)
+        .bind(job.id)
+        .execute(&mut *tx)
+        .await?;
+        job.attempts += 1;
+    }
+    tx.commit().await?;
+    Ok(jobs)
+}
+
+/// Claims one job by id (just created by this process), if no one holds it.
+pub async fn claim_outbox_job(
+    pool: &MySqlPool,
+    id: u64,
+    now: DateTime<Utc>,
+    lease: chrono::Duration,
+) -> sqlx::Result<Option<OutboxJob>> {
+    let claimed = sqlx::query(
+        "UPDATE feed_outbox SET available_at = ?, attempts = attempts + 1 \
+         WHERE id = ? AND available_at <= ?",
+    )
+    .bind(now + lease)
+    .bind(id)
+    .bind(now)
+    .execute(pool)
+    .await?
+    .rows_affected()
+        == 1;
+    if !claimed {
+        return Ok(None);
+    }
+    sqlx::query_as("SELECT id, post_id, author_id, attempts FROM feed_outbox WHERE id = ?")
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+}
+
+/// Removes a finished job.
+pub async fn delete_outbox_job(conn: impl MySqlExecutor<'_>, id: u64) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM feed_outbox WHERE id = ?")
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Puts a failed job back, available again at `available_at`.
+pub async fn postpone_outbox_job(
+    conn: impl MySqlExecutor<'_>,
+    id: u64,
+    available_at: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    sqlx::query("UPDATE feed_outbox SET available_at = ? WHERE id = ?")
+        .bind(available_at)
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Jobs not finished yet (for metrics and tests).
+pub async fn count_outbox_jobs(conn: impl MySqlExecutor<'_>) -> sqlx::Result<u64> {
+    let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM feed_outbox")
+        .fetch_one(conn)
+        .await?;
+    Ok(count.max(0) as u64)
+}
+
+/// Follower count of an author and whether their post is still live.
+pub async fn find_fanout_subject(
+    conn: impl MySqlExecutor<'_>,
+    post_id: u64,
+) -> sqlx::Result<Option<(u64, u64)>> {
+    sqlx::query_as(
+        "SELECT p.author_id, u.follower_count FROM posts p JOIN users u ON u.id = p.author_id \
+         WHERE p.id = ? AND p.deleted_at IS NULL",
+    )
+    .bind(post_id)
+    .fetch_optional(conn)
+    .await
+}
+
+/// One page of an author's followers active since `active_since`, by id after `after`.
+pub async fn list_active_follower_ids(
+    conn: impl MySqlExecutor<'_>,
+    author_id: u64,
+    after: u64,
+    active_since: DateTime<Utc>,
+    limit: u32,
+) -> sqlx::Result<Vec<u64>> {
+    let rows: Vec<(u64,)> = sqlx::query_as(
+        "SELECT f.follower_id FROM follows f JOIN users u ON u.id = f.follower_id \
+         WHERE f.followee_id = ? AND f.follower_id > ? AND u.last_active_at >= ? \
+         ORDER BY f.follower_id LIMIT ?",
+    )
+    .bind(author_id)
+    .bind(after)
+    .bind(active_since)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(|(id,)| id).collect())
+}
+
+/// Ids of live posts by `user_id` and everyone they follow, below `before` and above
+/// `after`, newest first: the feed as MySQL knows it.
+pub async fn list_feed_ids(
+    conn: impl MySqlExecutor<'_>,
+    user_id: u64,
+    after: u64,
+    before: u64,
+    limit: u32,
+) -> sqlx::Result<Vec<u64>> {
+    // Two index range scans (posts_author per followee, and the user's own) merged by id.
+    let rows: Vec<(u64,)> = sqlx::query_as(
+        "SELECT id FROM ( \
+           SELECT p.id FROM follows f JOIN posts p ON p.author_id = f.followee_id \
+           WHERE f.follower_id = ? AND p.id > ? AND p.id < ? AND p.deleted_at IS NULL \
+           UNION ALL \
+           SELECT p.id FROM posts p \
+           WHERE p.author_id = ? AND p.id > ? AND p.id < ? AND p.deleted_at IS NULL \
+         ) feed ORDER BY id DESC LIMIT ?",
+    )
+    .bind(user_id)
+    .bind(after)
+    .bind(before)
+    .bind(user_id)
+    .bind(after)
+    .bind(before)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(|(id,)| id).collect())
+}
+
+/// Ids of the newest live feed posts of `user_id` written since `since` (a rebuild's source).
+pub async fn list_recent_feed_ids(
+    conn: impl MySqlExecutor<'_>,
+    user_id: u64,
+    since: DateTime<Utc>,
+    limit: u32,
+) -> sqlx::Result<Vec<u64>> {
+    let rows: Vec<(u64,)> = sqlx::query_as(
+        "SELECT id FROM ( \
+           SELECT p.id FROM follows f JOIN posts p ON p.author_id = f.followee_id \
+           WHERE f.follower_id = ? AND p.created_at >= ? AND p.deleted_at IS NULL \
+           UNION ALL \
+           SELECT p.id FROM posts p \
+           WHERE p.author_id = ? AND p.created_at >= ? AND p.deleted_at IS NULL \
+         ) feed ORDER BY id DESC LIMIT ?",
+    )
+    .bind(user_id)
+    .bind(since)
+    .bind(user_id)
+    .bind(since)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(|(id,)| id).collect())
+}
+
+/// The highest post id so far (0 when there is none).
+pub async fn find_max_post_id(conn: impl MySqlExecutor<'_>) -> sqlx::Result<u64> {
+    let (max,): (Option<u64>,) = sqlx::query_as("SELECT MAX(id) FROM posts")
+        .fetch_one(conn)
+        .await?;
+    Ok(max.unwrap_or(0))
+}
+
+/// Records activity; returns when the user was active before, if that was before `stale`
+/// (the update is skipped otherwise, so reads do not write on every request).
+pub async fn touch_activity(
+    pool: &MySqlPool,
+    user_id: u64,
+    now: DateTime<Utc>,
+    stale: DateTime<Utc>,
+) -> sqlx::Result<Option<DateTime<Utc>>> {
+    let Some(last) = find_last_active(pool, user_id).await? else {
+        return Ok(None);
+    };
+    if last >= stale {
+        return Ok(None);
+    }
+    sqlx::query("UPDATE users SET last_active_at = ? WHERE id = ?")
+        .bind(now)
+        .bind(user_id)
+        .execute(pool)
+        .await?;
+    Ok(Some(last))
+}
+
+/// Ids of live posts by the big authors `user_id` follows, below `before`, newest first.
+pub async fn list_big_author_post_ids(
+    conn: impl MySqlExecutor<'_>,
+    user_id: u64,
+    big_author_followers: u64,
+    before: u64,
+    limit: u32,
+) -> sqlx::Result<Vec<u64>> {
+    let rows: Vec<(u64,)> = sqlx::query_as(
+        "SELECT p.id FROM follows f \
+         JOIN users a ON a.id = f.followee_id AND a.follower_count > ? \
+         JOIN posts p ON p.author_id = f.followee_id \
+         WHERE f.follower_id = ? AND p.id < ? AND p.deleted_at IS NULL \
+         ORDER BY p.id DESC LIMIT ?",
+    )
+    .bind(big_author_followers)
+    .bind(user_id)
+    .bind(before)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(|(id,)| id).collect())
+}
+
+/// Ids of an author's live posts newer than `since`, newest first (follow backfill and
+/// unfollow removal).
+pub async fn list_recent_author_post_ids(
+    conn: impl MySqlExecutor<'_>,
+    author_id: u64,
+    since: DateTime<Utc>,
+    limit: u32,
+) -> sqlx::Result<Vec<u64>> {
+    let rows: Vec<(u64,)> = sqlx::query_as(
+        "SELECT id FROM posts WHERE author_id = ? AND created_at >= ? AND deleted_at IS NULL \
+         ORDER BY id DESC LIMIT ?",
+    )
+    .bind(author_id)
+    .bind(since)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(|(id,)| id).collect())
+}
+
+/// Of `author_ids`, those `user_id` follows.
+pub async fn list_followed_among(
+    conn: impl MySqlExecutor<'_>,
+    user_id: u64,
+    author_ids: &[u64],
+) -> sqlx::Result<Vec<u64>> {
+    if author_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let placeholders = vec!["?"; author_ids.len()].join(",");
+    let sql = format!(
+        "SELECT followee_id FROM follows WHERE follower_id = ? AND followee_id IN ({placeholders})"
+    );
+    let mut query = sqlx::query_as::<_, (u64,)>(sqlx::AssertSqlSafe(sql)).bind(user_id);
+    for id in author_ids {
+        query = query.bind(id);
+    }
+    Ok(query
+        .fetch_all(conn)
+        .await?
+        .into_iter()
+        .map(|(id,)| id)
+        .collect())
+}
+
+/// When the user was last active.
+pub async fn find_last_active(
+    conn: impl MySqlExecutor<'_>,
+    user_id: u64,
+) -> sqlx::Result<Option<DateTime<Utc>>> {
+    let row: Option<(DateTime<Utc>,)> =
+        sqlx::query_as("SELECT last_active_at FROM users WHERE id = ?")
+            .bind(user_id)
+            .fetch_optional(conn)
+            .await?;
+    Ok(row.map(|(at,)| at))
+}

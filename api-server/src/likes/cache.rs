@@ -1,0 +1,51 @@
+//! Like-count deltas in Redis: likes and unlikes since the last recount, added to
+//! `posts.like_count` when a post is shown, so counts move at once without a write to the
+//! post's row per like. Losing them loses no like (the rows are in MySQL): the count is
+//! only stale until the next recount.
+
+use redis::cmd;
+
+use crate::kv::{Batch, Kv};
+
+/// Seconds a delta lives; far longer than any flush interval, so only abandoned ones expire.
+const DELTA_TTL_SECS: u64 = 3600;
+
+/// Adds `delta` to a post's pending count.
+pub async fn add_delta(kv: &Kv, post_id: u64, delta: i64) -> redis::RedisResult<()> {
+    let key = kv.keys().like_delta(post_id);
+    let mut batch = Batch::new();
+    let mut incr = cmd("INCRBY");
+    incr.arg(&key).arg(delta);
+    let mut expire = cmd("EXPIRE");
+    expire.arg(&key).arg(DELTA_TTL_SECS);
+    batch.add(key.clone(), incr).add(key, expire);
+    crate::feed::cache::first_error(kv.run(batch).await?)
+}
+
+/// Pending deltas of `post_ids`, in order (0 when none).
+pub async fn get_deltas(kv: &Kv, post_ids: &[u64]) -> redis::RedisResult<Vec<i64>> {
+    let mut batch = Batch::new();
+    for id in post_ids {
+        let key = kv.keys().like_delta(*id);
+        let mut get = cmd("GET");
+        get.arg(&key);
+        batch.add(key, get);
+    }
+    let replies = kv.run(batch).await?;
+    Ok(replies
+        .into_iter()
+        .map(|reply| {
+            redis::from_redis_value::<Option<i64>>(reply)
+                .ok()
+                .flatten()
+                .unwrap_or(0)
+        })
+        .collect())
+}
+
+/// Drops a post's delta once its count has been recounted.
+pub async fn clear_delta(kv: &Kv, post_id: u64) -> redis::RedisResult<()> {
+    let mut del = cmd("DEL");
+    del.arg(kv.keys().like_delta(post_id));
+    kv.query::<i64>(&del).await.map(drop)
+}

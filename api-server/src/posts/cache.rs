@@ -1,0 +1,52 @@
+//! The post cache: one JSON body per post (`post:{id}`), look-aside on read, written through
+//! on edit, removed on delete, with a TTL. Counts and `liked_by_me` are not part of the
+//! cached body (they are filled per request), so a like never invalidates it.
+
+use redis::{Value, cmd};
+
+use super::model::PostView;
+use crate::kv::{Batch, Kv};
+
+/// Cached bodies of `post_ids`, in order (`None` for a miss), in one round trip.
+pub async fn get_posts(kv: &Kv, post_ids: &[u64]) -> redis::RedisResult<Vec<Option<PostView>>> {
+    let mut batch = Batch::new();
+    for id in post_ids {
+        let key = kv.keys().post(*id);
+        let mut get = cmd("GET");
+        get.arg(&key);
+        batch.add(key, get);
+    }
+    let replies = kv.run(batch).await?;
+    Ok(replies
+        .into_iter()
+        .map(|reply| match reply {
+            Value::BulkString(bytes) => serde_json::from_slice(&bytes).ok(),
+            _ => None,
+        })
+        .collect())
+}
+
+/// Stores post bodies with a TTL, in one round trip.
+pub async fn put_posts(kv: &Kv, posts: &[PostView], ttl_secs: u64) -> redis::RedisResult<()> {
+    if posts.is_empty() {
+        return Ok(());
+    }
+    let mut batch = Batch::new();
+    for post in posts {
+        let Ok(body) = serde_json::to_vec(post) else {
+            continue;
+        };
+        let key = kv.keys().post(post.id);
+        let mut set = cmd("SET");
+        set.arg(&key).arg(body).arg("EX").arg(ttl_secs.max(1));
+        batch.add(key, set);
+    }
+    crate::feed::cache::first_error(kv.run(batch).await?)
+}
+
+/// Removes a post's cached body.
+pub async fn remove_post(kv: &Kv, post_id: u64) -> redis::RedisResult<()> {
+    let mut del = cmd("DEL");
+    del.arg(kv.keys().post(post_id));
+    kv.query::<i64>(&del).await.map(drop)
+}

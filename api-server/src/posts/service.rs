@@ -1,0 +1,132 @@
+//! Turning post ids into post views: the cached bodies (one Redis round trip), the misses
+//! from MySQL (one query, then cached), and the per-request parts: counts, pending like
+//! deltas and whether the viewer likes each post.
+
+use std::collections::{HashMap, HashSet};
+
+use super::model::PostView;
+use super::{cache, store};
+use crate::error::Result;
+use crate::likes;
+use crate::state::AppState;
+
+/// Views of the live posts among `ids`, in the order of `ids` (deleted ones are left out).
+pub async fn hydrate_posts(
+    state: &AppState,
+    ids: &[u64],
+    viewer: Option<u64>,
+) -> Result<Vec<PostView>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut views: HashMap<u64, PostView> = HashMap::with_capacity(ids.len());
+    let mut hits = Vec::new();
+    if let Some(kv) = &state.kv {
+        match cache::get_posts(kv, ids).await {
+            Ok(cached) => {
+                for post in cached.into_iter().flatten() {
+                    hits.push(post.id);
+                    views.insert(post.id, post);
+                }
+            }
+            // A read never waits for Redis to recover: fall through to MySQL.
+            Err(error) => tracing::warn!(%error, "post cache unavailable"),
+        }
+    }
+    let mut conn = state.db.reader().await?;
+    let misses: Vec<u64> = ids
+        .iter()
+        .copied()
+        .filter(|id| !views.contains_key(id))
+        .collect();
+    let loaded = store::find_post_views(&mut *conn, &misses).await?;
+    if let Some(kv) = &state.kv
+        && !loaded.is_empty()
+        && let Err(error) =
+            cache::put_posts(kv, &loaded, state.config.feed.post_cache_ttl.as_secs()).await
+    {
+        tracing::warn!(%error, "cannot fill the post cache");
+    }
+    for post in loaded {
+        views.insert(post.id, post);
+    }
+
+    // Cached bodies carry stale counts: take fresh ones (this also drops posts deleted since
+    // they were cached).
+    let live: HashSet<u64> = if hits.is_empty() {
+        HashSet::new()
+    } else {
+        let counts = store::find_post_counts(&mut *conn, &hits).await?;
+        let live = counts.iter().map(|(id, _, _)| *id).collect();
+        for (id, like_count, comment_count) in counts {
+            if let Some(view) = views.get_mut(&id) {
+                view.like_count = like_count;
+                view.comment_count = comment_count;
+            }
+        }
+        live
+    };
+    views.retain(|id, _| !hits.contains(id) || live.contains(id));
+
+    let mut posts: Vec<PostView> = ids.iter().filter_map(|id| views.remove(id)).collect();
+    apply_viewer_state(state, &mut conn, &mut posts, viewer).await?;
+    Ok(posts)
+}
+
+/// Fills the per-request parts of post views: pending like deltas (Redis) and whether the
+/// viewer likes each post.
+pub async fn apply_viewer_state(
+    state: &AppState,
+    conn: &mut sqlx::MySqlConnection,
+    posts: &mut [PostView],
+    viewer: Option<u64>,
+) -> Result<()> {
+    let ids: Vec<u64> = posts.iter().map(|post| post.id).collect();
+    if ids.is_empty() {
+        return Ok(());
+    }
+    if let Some(kv) = &state.kv {
+        match likes::cache::get_deltas(kv, &ids).await {
+            Ok(deltas) => {
+                for (post, delta) in posts.iter_mut().zip(deltas) {
+                    post.like_count = post.like_count.saturating_add_signed(delta);
+                }
+            }
+            Err(error) => tracing::warn!(%error, "like deltas unavailable"),
+        }
+    }
+    if let Some(viewer) = viewer {
+        let liked: HashSet<u64> = likes::store::list_liked_among(&mut *conn, viewer, &ids)
+            .await?
+            .into_iter()
+            .collect();
+        for post in posts.iter_mut() {
+            post.liked_by_me = liked.contains(&post.id);
+        }
+    }
+    Ok(())
+}
+
+/// Drops a post's cached body (edit, delete); a Redis failure only leaves it to its TTL.
+pub async fn forget_cached_post(state: &AppState, post_id: u64) {
+    if let Some(kv) = &state.kv
+        && let Err(error) = cache::remove_post(kv, post_id).await
+    {
+        tracing::warn!(%error, post_id, "cannot drop a cached post");
+    }
+}
+
+/// Writes an edited post's body through to the cache (or drops it if that fails).
+pub async fn write_through_post(state: &AppState, post: &PostView) {
+    if let Some(kv) = &state.kv
+        && let Err(error) = cache::put_posts(
+            kv,
+            std::slice::from_ref(post),
+            state.config.feed.post_cache_ttl.as_secs(),
+        )
+        .await
+    {
+        tracing::warn!(%error, post_id = post.id, "cannot write an edited post through");
+        forget_cached_post(state, post.id).await;
+    }
+}
