@@ -7,6 +7,8 @@ use std::time::Duration;
 use clap::{Args, Parser};
 use secrecy::SecretString;
 
+use crate::ratelimit::limits::Limit;
+
 /// The API server's whole configuration.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "sns-api", version, about = "The sns-platform HTTP API")]
@@ -30,6 +32,10 @@ pub struct Config {
     /// Access-token settings.
     #[command(flatten)]
     pub auth: AuthConfig,
+
+    /// Rate limits.
+    #[command(flatten)]
+    pub rate_limits: RateLimitConfig,
 
     /// Log settings.
     #[command(flatten)]
@@ -129,6 +135,42 @@ pub struct FeedConfig {
     /// Lifetime of a cached post body.
     #[arg(long, env = "API_POST_CACHE_TTL", value_parser = parse_duration, default_value = "1h")]
     pub post_cache_ttl: Duration,
+}
+
+/// Rate limits, each `COUNT/WINDOW` (e.g. `30/1h`).
+#[derive(Debug, Clone, Args)]
+pub struct RateLimitConfig {
+    /// Enforce the limits at all.
+    #[arg(long, env = "API_RATE_LIMIT_ENABLED", default_value_t = true, action = clap::ArgAction::Set)]
+    pub rate_limit_enabled: bool,
+
+    /// Every API request, per user (or per IP without a token).
+    #[arg(long, env = "API_RATE_LIMIT_REQUESTS", default_value = "300/5m")]
+    pub rate_limit_requests: Limit,
+
+    /// `POST /posts` per user.
+    #[arg(long, env = "API_RATE_LIMIT_POSTS", default_value = "30/1h")]
+    pub rate_limit_posts: Limit,
+
+    /// `POST /posts/{id}/comments` per user.
+    #[arg(long, env = "API_RATE_LIMIT_COMMENTS", default_value = "60/1h")]
+    pub rate_limit_comments: Limit,
+
+    /// Likes and unlikes per user.
+    #[arg(long, env = "API_RATE_LIMIT_LIKES", default_value = "300/1h")]
+    pub rate_limit_likes: Limit,
+
+    /// `POST /uploads` per user.
+    #[arg(long, env = "API_RATE_LIMIT_UPLOADS", default_value = "30/30m")]
+    pub rate_limit_uploads: Limit,
+
+    /// `POST /users` per IP.
+    #[arg(long, env = "API_RATE_LIMIT_SIGNUPS", default_value = "5/30m")]
+    pub rate_limit_signups: Limit,
+
+    /// Take the client IP from `X-Forwarded-For` (only behind a proxy that sets it).
+    #[arg(long, env = "API_RATE_LIMIT_TRUST_FORWARDED_FOR", default_value_t = false, action = clap::ArgAction::Set)]
+    pub rate_limit_trust_forwarded_for: bool,
 }
 
 /// How access tokens are signed.

@@ -16,6 +16,7 @@ use crate::feed::service::FeedRuntime;
 use crate::http::auth::TokenKeys;
 use crate::kv::Kv;
 use crate::metrics::Metrics;
+use crate::ratelimit::RateLimiter;
 use crate::state::AppState;
 
 /// How often the like flusher recounts marked posts.
@@ -40,8 +41,9 @@ impl App {
         let kv = Kv::connect(&config.redis).context("configuring Redis")?;
         let state = AppState {
             db,
-            kv,
+            kv: kv.clone(),
             feed: Arc::new(FeedRuntime::default()),
+            rate_limiter: Arc::new(RateLimiter::new(config.rate_limits.clone(), kv.clone())),
             tokens: Arc::new(TokenKeys::from_config(&config.auth)),
             metrics: Arc::new(Metrics::new().context("registering metrics")?),
             config: Arc::new(config),

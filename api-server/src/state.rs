@@ -8,6 +8,7 @@ use crate::feed::service::FeedRuntime;
 use crate::http::auth::TokenKeys;
 use crate::kv::Kv;
 use crate::metrics::Metrics;
+use crate::ratelimit::RateLimiter;
 
 /// Everything a handler may reach.
 #[derive(Clone)]
@@ -20,6 +21,8 @@ pub struct AppState {
     pub feed: Arc<FeedRuntime>,
     /// Access-token signing and verification keys.
     pub tokens: Arc<TokenKeys>,
+    /// Rate limits and their counters.
+    pub rate_limiter: Arc<RateLimiter>,
     /// Prometheus registry and the API's metrics.
     pub metrics: Arc<Metrics>,
     /// The configuration the app was built with.

@@ -18,6 +18,7 @@ mariadb --no-defaults --socket="$SNS_TEST_MYSQL_SOCKET_DIR/n1.sock" -u root \
     -e "CREATE DATABASE IF NOT EXISTS sns CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
 
 export API_DATABASE_URL="${API_DATABASE_URL:-$SNS_TEST_MYSQL_URL/sns}"
+export API_REDIS_URL="${API_REDIS_URL:-$SNS_TEST_REDIS_URL}"
 export API_LISTEN="${API_LISTEN:-127.0.0.1:8080}"
 # A fixed local key, so tokens survive restarts of this development server.
 export API_JWT_SECRET="${API_JWT_SECRET:-local-development-only}"

@@ -36,6 +36,11 @@ pub fn router(state: AppState) -> Router {
         .split_for_parts();
     let openapi_json = Arc::new(openapi.to_pretty_json().unwrap_or_default());
     let config = state.config.clone();
+    // Route layers run after routing, so they see the matched route.
+    let api = api.route_layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        crate::ratelimit::middleware::enforce_rate_limits,
+    ));
     api.merge(ops::router(openapi_json))
         .layer(axum::middleware::from_fn(middleware::json_framework_errors))
         .layer(axum::middleware::from_fn_with_state(

@@ -196,6 +196,15 @@ impl TestApp {
         config.database.database_reader_urls = Vec::new();
         config.database.database_max_connections = 8;
         config.auth.jwt_secret = Some(uuid::Uuid::new_v4().to_string().into());
+        // Every test signs up from 127.0.0.1; the limits get their own tests.
+        let generous: sns_api::ratelimit::limits::Limit = "1000000/1h".parse().expect("limit");
+        let limits = &mut config.rate_limits;
+        limits.rate_limit_requests = generous;
+        limits.rate_limit_posts = generous;
+        limits.rate_limit_comments = generous;
+        limits.rate_limit_likes = generous;
+        limits.rate_limit_uploads = generous;
+        limits.rate_limit_signups = generous;
         adjust(&mut config, &database);
         let app = App::build(config.clone()).await.expect("building the app");
         let address = format!("http://{}", app.local_addr().expect("bound address"));

@@ -14,5 +14,6 @@ mod likes;
 mod openapi;
 mod ownership;
 mod posts;
+mod rate_limits;
 mod read_split;
 mod users;
