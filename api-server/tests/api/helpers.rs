@@ -299,67 +299,13 @@ impl TestApp {
 
     /// Inserts `count` users directly (no password hashing), returning their ids.
     pub async fn insert_users(&self, prefix: &str, count: usize) -> Vec<u64> {
-        let mut conn = self.database.connect().await;
-        let mut ids = Vec::with_capacity(count);
-        for chunk in (0..count).collect::<Vec<_>>().chunks(500) {
-            let mut builder = sqlx::QueryBuilder::new(
-                "INSERT INTO users (username, email, password_hash, created_at, last_active_at) ",
-            );
-            builder.push_values(chunk, |mut row, i| {
-                let name = format!("{prefix}_{i}");
-                row.push_bind(name.clone())
-                    .push_bind(format!("{name}@example.com"))
-                    .push_bind("!")
-                    .push("UTC_TIMESTAMP(6)")
-                    .push("UTC_TIMESTAMP(6)");
-            });
-            let first = builder
-                .build()
-                .execute(&mut conn)
-                .await
-                .expect("inserting users")
-                .last_insert_id();
-            // One multi-row insert takes consecutive ids from the first.
-            ids.extend((0..chunk.len() as u64).map(|offset| first + offset));
-        }
-        ids
+        crate::fixtures::insert_users(&mut self.database.connect().await, prefix, count).await
     }
 
     /// Makes each of `followers` follow `followee` directly in SQL, counters included.
     pub async fn insert_follows(&self, followers: &[u64], followee: u64) {
-        let mut conn = self.database.connect().await;
-        for chunk in followers.chunks(500) {
-            let mut builder = sqlx::QueryBuilder::new(
-                "INSERT INTO follows (follower_id, followee_id, created_at) ",
-            );
-            builder.push_values(chunk, |mut row, follower| {
-                row.push_bind(*follower)
-                    .push_bind(followee)
-                    .push("UTC_TIMESTAMP(6)");
-            });
-            builder
-                .build()
-                .execute(&mut conn)
-                .await
-                .expect("inserting follows");
-        }
-        sqlx::query("UPDATE users SET follower_count = follower_count + ? WHERE id = ?")
-            .bind(followers.len() as u64)
-            .bind(followee)
-            .execute(&mut conn)
-            .await
-            .expect("counting followers");
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE users SET following_count = following_count + 1 WHERE id IN ({})",
-            followers
-                .iter()
-                .map(u64::to_string)
-                .collect::<Vec<_>>()
-                .join(",")
-        )))
-        .execute(&mut conn)
-        .await
-        .expect("counting followees");
+        crate::fixtures::insert_follows(&mut self.database.connect().await, followers, followee)
+            .await;
     }
 
     /// A request builder for cases the typed helpers do not cover (raw bodies, headers).

@@ -8,6 +8,7 @@
 mod comments;
 mod errors;
 mod feeds;
+mod fixtures;
 mod follows;
 mod helpers;
 mod likes;

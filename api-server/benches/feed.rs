@@ -1,0 +1,465 @@
+//! The feed pipeline's benchmark (not a test): every figure is measured in one run on one
+//! machine and printed next to its baseline, as a ratio.
+//!
+//! Needs the test services; `tests/bench.sh` starts them and runs this with
+//! `cargo bench -p sns-api --bench feed`.
+//!
+//! 1. Fan-out inserts/s into existing feeds, against `redis-benchmark -t zadd -P 100
+//!    -r 1000000` on the same server (target >= 70 %).
+//! 2. Pipelined fan-out to 10,000 followers against one command (one round trip) per
+//!    follower, as the seed first did (target >= 20x).
+//! 3. Post create p99 for an author with 100,000 followers against one with none (<= 1.2x),
+//!    and the time until the post is in every one of 10,000 followers' feeds.
+//! 4. Likes/s on one hot post through the HTTP API (target >= 5,000/s), count checked.
+//! 5. Feed reads (Redis hit, 20 items) under load: p50, p99, req/s, and the process RSS.
+
+#[path = "../tests/api/fixtures.rs"]
+mod fixtures;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use sns_api::config::Config;
+use sns_api::feed::cache;
+use sns_api::kv::{Batch, Kv};
+use sns_api::startup::App;
+use sqlx::{Connection, MySqlConnection};
+
+fn env(name: &str) -> anyhow::Result<String> {
+    std::env::var(name).with_context(|| format!("{name} is not set: run tests/bench.sh"))
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    // `cargo bench` passes `--bench`; nothing else is taken from the command line.
+    let redis_url = env("SNS_TEST_REDIS_URL")?;
+    let redis_port = redis_url.rsplit(':').next().unwrap_or("6379").to_owned();
+
+    println!("== 1. fan-out rate");
+    let baseline = redis_benchmark_zadd(&redis_port)?;
+    let kv = standalone_kv(&redis_url)?;
+    let ours = fanout_rate(&kv, 10_000, 30).await?;
+    println!("redis-benchmark -t zadd -P 100 -r 1000000: {baseline:>10.0} ops/s");
+    println!("our fan-out (feed-insert script, batches of 1,000): {ours:>10.0} inserts/s");
+    println!("ratio: {:.0} % (target >= 70 %)", ours / baseline * 100.0);
+
+    println!("\n== 2. pipelined vs one command per follower, 10,000 followers");
+    let (pipelined, naive) = pipelined_vs_naive(&kv, 10_000).await?;
+    println!("pipelined: {:>8.1} ms", pipelined.as_secs_f64() * 1e3);
+    println!("one command per follower: {:>8.1} ms", naive.as_secs_f64() * 1e3);
+    println!(
+        "speed-up: {:.1}x (target >= 20x)",
+        naive.as_secs_f64() / pipelined.as_secs_f64()
+    );
+
+    let app = BenchApp::spawn(&redis_url).await?;
+    println!("\n== 3. post create latency and fan-out lag");
+    app.post_latency_and_lag().await?;
+
+    println!("\n== 4. likes on one hot post");
+    app.hot_post_likes(Duration::from_secs(5), 64).await?;
+
+    println!("\n== 5. feed reads (Redis hit, 20 items) under load");
+    app.feed_read_load(Duration::from_secs(10), 32).await?;
+    Ok(())
+}
+
+/// `redis-benchmark -t zadd -P 100 -n 1000000 -r 1000000` against the same server.
+fn redis_benchmark_zadd(port: &str) -> anyhow::Result<f64> {
+    let output = std::process::Command::new("redis-benchmark")
+        .args(["-h", "127.0.0.1", "-p", port])
+        .args(["-t", "zadd", "-P", "100", "-n", "1000000", "-r", "1000000", "-q"])
+        .output()
+        .context("running redis-benchmark")?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    // The last "ZADD: N requests per second" line is the summary.
+    let rate = text
+        .split(['\r', '\n'])
+        .rev()
+        .find_map(|line| {
+            let rest = line.trim().strip_prefix("ZADD: ")?;
+            let number = rest.split_whitespace().next()?;
+            rest.contains("requests per second")
+                .then(|| number.parse::<f64>().ok())
+                .flatten()
+        })
+        .with_context(|| format!("no ZADD rate in redis-benchmark output: {text}"))?;
+    Ok(rate)
+}
+
+fn standalone_kv(url: &str) -> anyhow::Result<Kv> {
+    let mut config = Config::try_parse_from(["sns-api"])?;
+    config.redis.redis_url = Some(url.to_owned());
+    config.redis.redis_key_prefix = format!("bench:{}:", uuid::Uuid::new_v4().simple());
+    config.redis.redis_timeout = Duration::from_secs(10);
+    Kv::connect(&config.redis)?.context("a Redis URL was given")
+}
+
+async fn create_feeds(kv: &Kv, users: u64) -> anyhow::Result<()> {
+    for chunk in (1..=users).collect::<Vec<_>>().chunks(500) {
+        let writes = chunk
+            .iter()
+            .map(|user| cache::write_feed(kv, *user, &[], 1, 3600));
+        for result in futures::future::join_all(writes).await {
+            result?;
+        }
+    }
+    Ok(())
+}
+
+/// Inserts `posts` posts into `users` existing feeds in batches of 1,000, as fan-out does.
+async fn fanout_rate(kv: &Kv, users: u64, posts: u64) -> anyhow::Result<f64> {
+    create_feeds(kv, users).await?;
+    let followers: Vec<u64> = (1..=users).collect();
+    let started = Instant::now();
+    for post in 0..posts {
+        for page in followers.chunks(1000) {
+            let mut batch = Batch::new();
+            cache::add_fanout_commands(&mut batch, kv, page, 1_000_000 + post, 800);
+            cache::first_error(kv.run(batch).await?)?;
+        }
+    }
+    Ok((users * posts) as f64 / started.elapsed().as_secs_f64())
+}
+
+async fn pipelined_vs_naive(kv: &Kv, followers: u64) -> anyhow::Result<(Duration, Duration)> {
+    let ids: Vec<u64> = (1..=followers).collect();
+    let started = Instant::now();
+    for page in ids.chunks(1000) {
+        let mut batch = Batch::new();
+        cache::add_fanout_commands(&mut batch, kv, page, 5_000_000, 800);
+        cache::first_error(kv.run(batch).await?)?;
+    }
+    let pipelined = started.elapsed();
+    let started = Instant::now();
+    for id in &ids {
+        let mut batch = Batch::new();
+        cache::add_fanout_commands(&mut batch, kv, &[*id], 5_000_001, 800);
+        cache::first_error(kv.run(batch).await?)?;
+    }
+    Ok((pipelined, started.elapsed()))
+}
+
+/// The API on a fresh database, in this process, with Redis.
+struct BenchApp {
+    address: String,
+    database_url: String,
+    config: Config,
+    client: reqwest::Client,
+}
+
+impl BenchApp {
+    async fn spawn(redis_url: &str) -> anyhow::Result<Self> {
+        let server = env("SNS_TEST_MYSQL_URL")?;
+        let name = format!("bench_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = MySqlConnection::connect(&server).await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+        )))
+        .execute(&mut conn)
+        .await?;
+        let database_url = format!("{}/{name}", server.trim_end_matches('/'));
+        let mut config = Config::try_parse_from(["sns-api"])?;
+        config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        config.database.database_url = database_url.clone().into();
+        config.database.database_max_connections = 32;
+        config.redis.redis_url = Some(redis_url.to_owned());
+        config.redis.redis_key_prefix = format!("bench:{}:", uuid::Uuid::new_v4().simple());
+        config.auth.jwt_secret = Some("bench".to_owned().into());
+        config.rate_limits.rate_limit_enabled = false;
+        let app = App::build(config.clone()).await?;
+        let address = format!("http://{}", app.local_addr()?);
+        tokio::spawn(app.run_until(std::future::pending()));
+        Ok(Self {
+            address,
+            database_url,
+            config,
+            client: reqwest::Client::builder().pool_max_idle_per_host(256).build()?,
+        })
+    }
+
+    async fn db(&self) -> anyhow::Result<MySqlConnection> {
+        Ok(MySqlConnection::connect(&self.database_url).await?)
+    }
+
+    fn token(&self, user: u64) -> anyhow::Result<String> {
+        sns_api::http::auth::TokenKeys::from_config(&self.config.auth).issue(user)
+    }
+
+    async fn create_post(&self, token: &str) -> anyhow::Result<(u64, Duration)> {
+        let started = Instant::now();
+        let response = self
+            .client
+            .post(format!("{}/api/v1/posts", self.address))
+            .bearer_auth(token)
+            .json(&serde_json::json!({"content": "benchmark post"}))
+            .send()
+            .await?;
+        let elapsed = started.elapsed();
+        if response.status() != reqwest::StatusCode::CREATED {
+            bail!("POST /posts answered {}", response.status());
+        }
+        let body: serde_json::Value = response.json().await?;
+        Ok((body["id"].as_u64().context("post id")?, elapsed))
+    }
+
+    async fn wait_for_fanout(&self, conn: &mut MySqlConnection) -> anyhow::Result<()> {
+        for _ in 0..60_000 {
+            let (pending,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM feed_outbox")
+                .fetch_one(&mut *conn)
+                .await?;
+            if pending == 0 {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        bail!("fan-out did not finish")
+    }
+
+    async fn post_latency_and_lag(&self) -> anyhow::Result<()> {
+        let mut conn = self.db().await?;
+        let lonely = fixtures::insert_users(&mut conn, "lonely", 1).await[0];
+        let famous = fixtures::insert_users(&mut conn, "famous", 1).await[0];
+        let mid = fixtures::insert_users(&mut conn, "mid", 1).await[0];
+        let crowd = fixtures::insert_users(&mut conn, "crowd", 100_000).await;
+        fixtures::insert_follows(&mut conn, &crowd, famous).await;
+        fixtures::insert_follows(&mut conn, &crowd[..10_000], mid).await;
+        let kv = Kv::connect(&self.config.redis)?.context("Redis")?;
+        let writes = crowd[..10_000]
+            .iter()
+            .map(|user| cache::write_feed(&kv, *user, &[], 1, 3600));
+        for result in futures::future::join_all(writes).await {
+            result?;
+        }
+        let mut p99 = Vec::new();
+        for (label, author) in [("0 followers", lonely), ("100,000 followers", famous)] {
+            let token = self.token(author)?;
+            let mut latencies = Vec::new();
+            for _ in 0..200 {
+                latencies.push(self.create_post(&token).await?.1);
+            }
+            let summary = Percentiles::of(&mut latencies);
+            println!("POST /posts, author with {label}: {summary}");
+            p99.push(summary.p99);
+            self.wait_for_fanout(&mut conn).await?;
+        }
+        println!(
+            "p99 ratio (100,000 / 0 followers): {:.2}x (target <= 1.2x)",
+            p99[1].as_secs_f64() / p99[0].as_secs_f64()
+        );
+        let token = self.token(mid)?;
+        let mut lags = Vec::new();
+        for _ in 0..20 {
+            let started = Instant::now();
+            self.create_post(&token).await?;
+            self.wait_for_fanout(&mut conn).await?;
+            lags.push(started.elapsed());
+        }
+        println!(
+            "post visible in all 10,000 followers' feeds (POST sent -> last feed written): {} \
+             (target p99 <= 5 s)",
+            Percentiles::of(&mut lags)
+        );
+        Ok(())
+    }
+
+    async fn hot_post_likes(&self, duration: Duration, clients: usize) -> anyhow::Result<()> {
+        let mut conn = self.db().await?;
+        let author = fixtures::insert_users(&mut conn, "hot", 1).await[0];
+        let post = fixtures::insert_posts(&mut conn, author, 1).await[0];
+        let likers = fixtures::insert_users(&mut conn, "liker", 50_000).await;
+        let tokens: Arc<Vec<String>> =
+            Arc::new(likers.iter().map(|id| self.token(*id)).collect::<anyhow::Result<_>>()?);
+        let next = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let url = format!("{}/api/v1/posts/{post}/like", self.address);
+        let started = Instant::now();
+        let workers: Vec<_> = (0..clients)
+            .map(|_| {
+                let (client, tokens, next, stop, url) = (
+                    self.client.clone(),
+                    tokens.clone(),
+                    next.clone(),
+                    stop.clone(),
+                    url.clone(),
+                );
+                tokio::spawn(async move {
+                    let mut latencies = Vec::new();
+                    while !stop.load(Ordering::Relaxed) {
+                        let index = next.fetch_add(1, Ordering::Relaxed) as usize;
+                        let Some(token) = tokens.get(index) else { break };
+                        let sent = Instant::now();
+                        let ok = client
+                            .put(&url)
+                            .bearer_auth(token)
+                            .send()
+                            .await
+                            .is_ok_and(|r| r.status().is_success());
+                        if ok {
+                            latencies.push(sent.elapsed());
+                        }
+                    }
+                    latencies
+                })
+            })
+            .collect();
+        tokio::time::sleep(duration).await;
+        stop.store(true, Ordering::Relaxed);
+        let mut latencies = Vec::new();
+        for worker in workers {
+            latencies.extend(worker.await?);
+        }
+        let elapsed = started.elapsed();
+        let liked = latencies.len() as u64;
+        println!(
+            "{clients} clients: {liked} likes in {:.1} s = {:.0} likes/s (target >= 5,000); {}",
+            elapsed.as_secs_f64(),
+            liked as f64 / elapsed.as_secs_f64(),
+            Percentiles::of(&mut latencies)
+        );
+        let converged = Instant::now();
+        loop {
+            let (count,): (u64,) = sqlx::query_as("SELECT like_count FROM posts WHERE id = ?")
+                .bind(post)
+                .fetch_one(&mut conn)
+                .await?;
+            let (rows,): (i64,) =
+                sqlx::query_as("SELECT COUNT(*) FROM post_likes WHERE post_id = ?")
+                    .bind(post)
+                    .fetch_one(&mut conn)
+                    .await?;
+            if count == rows as u64 && count == liked {
+                println!(
+                    "like_count = {count} = likes acknowledged, exact {:.2} s after the load",
+                    converged.elapsed().as_secs_f64()
+                );
+                return Ok(());
+            }
+            if converged.elapsed() > Duration::from_secs(30) {
+                bail!("like_count {count}, rows {rows}, acknowledged {liked}");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn feed_read_load(&self, duration: Duration, clients: usize) -> anyhow::Result<()> {
+        let mut conn = self.db().await?;
+        let readers = fixtures::insert_users(&mut conn, "reader", 1000).await;
+        let authors = fixtures::insert_users(&mut conn, "writer", 10).await;
+        for author in &authors {
+            fixtures::insert_follows(&mut conn, &readers, *author).await;
+            fixtures::insert_posts(&mut conn, *author, 100).await;
+        }
+        let tokens: Arc<Vec<String>> =
+            Arc::new(readers.iter().map(|id| self.token(*id)).collect::<anyhow::Result<_>>()?);
+        let url = format!("{}/api/v1/feed?limit=20", self.address);
+        // Warm: the first read of each feed rebuilds it into Redis.
+        for token in tokens.iter() {
+            self.client.get(&url).bearer_auth(token).send().await?;
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let stop = Arc::new(AtomicBool::new(false));
+        let started = Instant::now();
+        let workers: Vec<_> = (0..clients)
+            .map(|worker| {
+                let (client, tokens, stop, url) =
+                    (self.client.clone(), tokens.clone(), stop.clone(), url.clone());
+                tokio::spawn(async move {
+                    let mut latencies = Vec::new();
+                    let mut sources_redis = 0u64;
+                    let mut index = worker;
+                    while !stop.load(Ordering::Relaxed) {
+                        let token = &tokens[index % tokens.len()];
+                        index += clients;
+                        let sent = Instant::now();
+                        if let Ok(response) = client.get(&url).bearer_auth(token).send().await {
+                            let from_redis = response
+                                .headers()
+                                .get("x-feed-source")
+                                .is_some_and(|v| v == "redis");
+                            if response.status().is_success() && response.bytes().await.is_ok() {
+                                latencies.push(sent.elapsed());
+                                sources_redis += u64::from(from_redis);
+                            }
+                        }
+                    }
+                    (latencies, sources_redis)
+                })
+            })
+            .collect();
+        tokio::time::sleep(duration).await;
+        stop.store(true, Ordering::Relaxed);
+        let (mut latencies, mut from_redis) = (Vec::new(), 0);
+        for worker in workers {
+            let (l, r) = worker.await?;
+            latencies.extend(l);
+            from_redis += r;
+        }
+        let elapsed = started.elapsed();
+        println!(
+            "{clients} clients, {} reads ({} from Redis) in {:.1} s = {:.0} req/s \
+             (target >= 5,000 on 2 cores); {} (targets p50 <= 5 ms, p99 <= 25 ms)",
+            latencies.len(),
+            from_redis,
+            elapsed.as_secs_f64(),
+            latencies.len() as f64 / elapsed.as_secs_f64(),
+            Percentiles::of(&mut latencies)
+        );
+        println!(
+            "RSS of this process (API server + load client): {} MB (target for the API <= 100 MB)",
+            rss_mb()
+        );
+        Ok(())
+    }
+}
+
+struct Percentiles {
+    p50: Duration,
+    p99: Duration,
+    max: Duration,
+}
+
+impl Percentiles {
+    fn of(latencies: &mut [Duration]) -> Self {
+        latencies.sort_unstable();
+        let at = |q: f64| {
+            latencies
+                .get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1)))
+                .copied()
+                .unwrap_or_default()
+        };
+        Self {
+            p50: at(0.50),
+            p99: at(0.99),
+            max: latencies.last().copied().unwrap_or_default(),
+        }
+    }
+}
+
+impl std::fmt::Display for Percentiles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            self.p50.as_secs_f64() * 1e3,
+            self.p99.as_secs_f64() * 1e3,
+            self.max.as_secs_f64() * 1e3
+        )
+    }
+}
+
+fn rss_mb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix("VmRSS:"))
+                .and_then(|rest| rest.split_whitespace().next()?.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb / 1024)
+}
