@@ -50,7 +50,10 @@ async fn main() -> anyhow::Result<()> {
     println!("\n== 2. pipelined vs one command per follower, 10,000 followers");
     let (pipelined, naive) = pipelined_vs_naive(&kv, 10_000).await?;
     println!("pipelined: {:>8.1} ms", pipelined.as_secs_f64() * 1e3);
-    println!("one command per follower: {:>8.1} ms", naive.as_secs_f64() * 1e3);
+    println!(
+        "one command per follower: {:>8.1} ms",
+        naive.as_secs_f64() * 1e3
+    );
     println!(
         "speed-up: {:.1}x (target >= 20x)",
         naive.as_secs_f64() / pipelined.as_secs_f64()
@@ -72,7 +75,9 @@ async fn main() -> anyhow::Result<()> {
 fn redis_benchmark_zadd(port: &str) -> anyhow::Result<f64> {
     let output = std::process::Command::new("redis-benchmark")
         .args(["-h", "127.0.0.1", "-p", port])
-        .args(["-t", "zadd", "-P", "100", "-n", "1000000", "-r", "1000000", "-q"])
+        .args([
+            "-t", "zadd", "-P", "100", "-n", "1000000", "-r", "1000000", "-q",
+        ])
         .output()
         .context("running redis-benchmark")?;
     let text = String::from_utf8_lossy(&output.stdout);
@@ -178,7 +183,9 @@ impl BenchApp {
             address,
             database_url,
             config,
-            client: reqwest::Client::builder().pool_max_idle_per_host(256).build()?,
+            client: reqwest::Client::builder()
+                .pool_max_idle_per_host(256)
+                .build()?,
         })
     }
 
@@ -272,8 +279,12 @@ impl BenchApp {
         let author = fixtures::insert_users(&mut conn, "hot", 1).await[0];
         let post = fixtures::insert_posts(&mut conn, author, 1).await[0];
         let likers = fixtures::insert_users(&mut conn, "liker", 50_000).await;
-        let tokens: Arc<Vec<String>> =
-            Arc::new(likers.iter().map(|id| self.token(*id)).collect::<anyhow::Result<_>>()?);
+        let tokens: Arc<Vec<String>> = Arc::new(
+            likers
+                .iter()
+                .map(|id| self.token(*id))
+                .collect::<anyhow::Result<_>>()?,
+        );
         let next = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let url = format!("{}/api/v1/posts/{post}/like", self.address);
@@ -291,7 +302,9 @@ impl BenchApp {
                     let mut latencies = Vec::new();
                     while !stop.load(Ordering::Relaxed) {
                         let index = next.fetch_add(1, Ordering::Relaxed) as usize;
-                        let Some(token) = tokens.get(index) else { break };
+                        let Some(token) = tokens.get(index) else {
+                            break;
+                        };
                         let sent = Instant::now();
                         let ok = client
                             .put(&url)
@@ -354,8 +367,12 @@ impl BenchApp {
             fixtures::insert_follows(&mut conn, &readers, *author).await;
             fixtures::insert_posts(&mut conn, *author, 100).await;
         }
-        let tokens: Arc<Vec<String>> =
-            Arc::new(readers.iter().map(|id| self.token(*id)).collect::<anyhow::Result<_>>()?);
+        let tokens: Arc<Vec<String>> = Arc::new(
+            readers
+                .iter()
+                .map(|id| self.token(*id))
+                .collect::<anyhow::Result<_>>()?,
+        );
         let url = format!("{}/api/v1/feed?limit=20", self.address);
         // Warm: the first read of each feed rebuilds it into Redis.
         for token in tokens.iter() {
@@ -366,8 +383,12 @@ impl BenchApp {
         let started = Instant::now();
         let workers: Vec<_> = (0..clients)
             .map(|worker| {
-                let (client, tokens, stop, url) =
-                    (self.client.clone(), tokens.clone(), stop.clone(), url.clone());
+                let (client, tokens, stop, url) = (
+                    self.client.clone(),
+                    tokens.clone(),
+                    stop.clone(),
+                    url.clone(),
+                );
                 tokio::spawn(async move {
                     let mut latencies = Vec::new();
                     let mut sources_redis = 0u64;

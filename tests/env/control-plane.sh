@@ -343,8 +343,9 @@ cmd_start() {
         "${delegated[@]}" --secure-port="$sched_port" --cert-dir="$dir/scheduler" --profiling=false
     local sched_pid=$LAUNCHED_PID
     # kwok manages only nodes annotated kwok.x-k8s.io/node=fake (ours), and the pods bound to
-    # them. Its own server (healthz, and the node's "kubelet" port) is on kwok_port.
-    launch "$dir" kwok "$dir/kwok/kwok.log" "$K8S_BIN/kwok" \
+    # them. Its own server (healthz, and the node's "kubelet" port) is on kwok_port. kwok
+    # also reads ~/.kwok/kwok.yaml if there is one: HOME is its own directory, so it cannot.
+    HOME="$dir/kwok" launch "$dir" kwok "$dir/kwok/kwok.log" "$K8S_BIN/kwok" \
         --kubeconfig="$KUBECONFIG_FILE" "${stage_files[@]}" \
         --manage-all-nodes=false \
         --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake \

@@ -8,8 +8,9 @@
 //!                     ─► hydrate (post cache) ─► drop authors no longer followed
 //! ```
 
-use std::collections::HashSet;
-use std::sync::Mutex;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 
@@ -50,13 +51,89 @@ pub struct FeedPage {
     pub source: FeedSource,
 }
 
-/// Process-wide feed bookkeeping: which rebuilds are under way.
+/// How long this process trusts that it recorded a user's activity.
+const ACTIVITY_RECHECK: Duration = Duration::from_secs(600);
+/// How long a user's list of followed big authors is reused.
+const BIG_FOLLOWEES_TTL: Duration = Duration::from_secs(30);
+/// Entries kept in the per-user maps before stale ones are swept.
+const SWEEP_AT: usize = 100_000;
+
+/// A list of author ids and when it was read.
+type CachedAuthors = (Instant, Arc<Vec<u64>>);
+
+/// Process-wide feed bookkeeping. Every lock here is held only for a map operation, never
+/// across an await.
 #[derive(Debug, Default)]
 pub struct FeedRuntime {
-    // Held only to insert or remove one id, never across an await.
     rebuilding: Mutex<HashSet<u64>>,
+    /// When this process last recorded each user's activity (saves a query per read).
+    recorded_activity: Mutex<HashMap<u64, Instant>>,
+    /// Followed big authors per user, with when they were read.
+    big_followees: Mutex<HashMap<u64, CachedAuthors>>,
     /// Wakes the fan-out workers when a post was written.
     pub fanout_wake: tokio::sync::Notify,
+}
+
+impl FeedRuntime {
+    /// Forgets what was cached about a user's follows (after they follow or unfollow).
+    pub fn forget_follows(&self, user_id: u64) {
+        if let Ok(mut cached) = self.big_followees.lock() {
+            cached.remove(&user_id);
+        }
+    }
+
+    fn activity_recorded_recently(&self, user_id: u64) -> bool {
+        self.recorded_activity.lock().is_ok_and(|recorded| {
+            recorded
+                .get(&user_id)
+                .is_some_and(|at| at.elapsed() < ACTIVITY_RECHECK)
+        })
+    }
+
+    fn record_activity(&self, user_id: u64) {
+        if let Ok(mut recorded) = self.recorded_activity.lock() {
+            if recorded.len() >= SWEEP_AT {
+                recorded.retain(|_, at| at.elapsed() < ACTIVITY_RECHECK);
+            }
+            recorded.insert(user_id, Instant::now());
+        }
+    }
+
+    fn cached_big_followees(&self, user_id: u64) -> Option<Arc<Vec<u64>>> {
+        let cached = self.big_followees.lock().ok()?;
+        let (at, authors) = cached.get(&user_id)?;
+        (at.elapsed() < BIG_FOLLOWEES_TTL).then(|| authors.clone())
+    }
+
+    fn cache_big_followees(&self, user_id: u64, authors: Arc<Vec<u64>>) {
+        if let Ok(mut cached) = self.big_followees.lock() {
+            if cached.len() >= SWEEP_AT {
+                cached.retain(|_, (at, _)| at.elapsed() < BIG_FOLLOWEES_TTL);
+            }
+            cached.insert(user_id, (Instant::now(), authors));
+        }
+    }
+}
+
+/// Ids of posts by the big authors `user_id` follows, below `upper`, newest first.
+async fn big_author_post_ids(
+    state: &AppState,
+    conn: &mut sqlx::MySqlConnection,
+    user_id: u64,
+    upper: u64,
+    limit: u32,
+) -> Result<Vec<u64>> {
+    let authors = match state.feed.cached_big_followees(user_id) {
+        Some(authors) => authors,
+        None => {
+            let threshold = state.config.feed.feed_big_author_followers;
+            let authors =
+                Arc::new(store::list_big_followees(&mut *conn, user_id, threshold).await?);
+            state.feed.cache_big_followees(user_id, authors.clone());
+            authors
+        }
+    };
+    Ok(store::list_authors_post_ids(&mut *conn, &authors, upper, limit).await?)
 }
 
 /// Reads a page of `user_id`'s home feed below `before`.
@@ -90,14 +167,7 @@ pub async fn read_feed(
                     .await?;
                     ids.extend(rest);
                 }
-                let big = store::list_big_author_post_ids(
-                    &mut *conn,
-                    user_id,
-                    state.config.feed.feed_big_author_followers,
-                    upper,
-                    want,
-                )
-                .await?;
+                let big = big_author_post_ids(state, &mut conn, user_id, upper, want).await?;
                 ids.extend(big);
             }
             Ok(cache::FeedSlice::Missing) => spawn_rebuild(state, kv, user_id),
@@ -176,6 +246,9 @@ fn forget_stale_entries(state: &AppState, user_id: u64, ids: &[u64], items: &[Po
 /// Records that the user is active; a user back after more than the feed's max age has a
 /// feed that fan-out skipped meanwhile, so it is dropped and rebuilt.
 async fn note_activity(state: &AppState, user_id: u64) -> Result<()> {
+    if state.feed.activity_recorded_recently(user_id) {
+        return Ok(());
+    }
     let now = crate::db::now();
     let stale = now - chrono::Duration::hours(1);
     let previous = store::touch_activity(state.db.writer(), user_id, now, stale).await?;
@@ -187,6 +260,7 @@ async fn note_activity(state: &AppState, user_id: u64) -> Result<()> {
     {
         tracing::warn!(%error, user_id, "cannot drop the feed of a returning user");
     }
+    state.feed.record_activity(user_id);
     Ok(())
 }
 

@@ -248,28 +248,50 @@ pub async fn touch_activity(
     Ok(Some(last))
 }
 
-/// Ids of live posts by the big authors `user_id` follows, below `before`, newest first.
-pub async fn list_big_author_post_ids(
+/// The authors `user_id` follows who have more than `big_author_followers` followers.
+pub async fn list_big_followees(
     conn: impl MySqlExecutor<'_>,
     user_id: u64,
     big_author_followers: u64,
-    before: u64,
-    limit: u32,
 ) -> sqlx::Result<Vec<u64>> {
     let rows: Vec<(u64,)> = sqlx::query_as(
-        "SELECT p.id FROM follows f \
-         JOIN users a ON a.id = f.followee_id AND a.follower_count > ? \
-         JOIN posts p ON p.author_id = f.followee_id \
-         WHERE f.follower_id = ? AND p.id < ? AND p.deleted_at IS NULL \
-         ORDER BY p.id DESC LIMIT ?",
+        "SELECT f.followee_id FROM follows f JOIN users a ON a.id = f.followee_id \
+         WHERE f.follower_id = ? AND a.follower_count > ?",
     )
-    .bind(big_author_followers)
     .bind(user_id)
-    .bind(before)
-    .bind(limit)
+    .bind(big_author_followers)
     .fetch_all(conn)
     .await?;
     Ok(rows.into_iter().map(|(id,)| id).collect())
+}
+
+/// Ids of live posts by `author_ids` below `before`, newest first.
+pub async fn list_authors_post_ids(
+    conn: impl MySqlExecutor<'_>,
+    author_ids: &[u64],
+    before: u64,
+    limit: u32,
+) -> sqlx::Result<Vec<u64>> {
+    if author_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let placeholders = vec!["?"; author_ids.len()].join(",");
+    let sql = format!(
+        "SELECT id FROM posts WHERE author_id IN ({placeholders}) AND id < ? \
+         AND deleted_at IS NULL ORDER BY id DESC LIMIT ?"
+    );
+    let mut query = sqlx::query_as::<_, (u64,)>(sqlx::AssertSqlSafe(sql));
+    for id in author_ids {
+        query = query.bind(id);
+    }
+    Ok(query
+        .bind(before)
+        .bind(limit)
+        .fetch_all(conn)
+        .await?
+        .into_iter()
+        .map(|(id,)| id)
+        .collect())
 }
 
 /// Ids of an author's live posts newer than `since`, newest first (follow backfill and

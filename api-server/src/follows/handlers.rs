@@ -48,6 +48,7 @@ pub async fn follow_user(
             _ => ApiError::from(error),
         })?;
     tx.commit().await?;
+    state.feed.forget_follows(user.id);
     if added && let Err(error) = crate::feed::service::backfill_follow(&state, user.id).await {
         // The follower's feed misses the backlog until it is next rebuilt; new posts arrive.
         tracing::warn!(error = %error, "cannot backfill a new follow");
@@ -74,6 +75,7 @@ pub async fn unfollow_user(
     let mut tx = state.db.writer().begin().await?;
     let removed = store::delete_follow(&mut tx, user.id, id).await?;
     tx.commit().await?;
+    state.feed.forget_follows(user.id);
     if removed
         && let Err(error) = crate::feed::service::remove_unfollowed(&state, user.id, id).await
     {

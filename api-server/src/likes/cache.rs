@@ -25,14 +25,23 @@ pub async fn add_delta(kv: &Kv, post_id: u64, delta: i64) -> redis::RedisResult<
 /// Pending deltas of `post_ids`, in order (0 when none).
 pub async fn get_deltas(kv: &Kv, post_ids: &[u64]) -> redis::RedisResult<Vec<i64>> {
     let mut batch = Batch::new();
+    add_delta_reads(&mut batch, kv, post_ids);
+    Ok(parse_deltas(kv.run(batch).await?))
+}
+
+/// Adds one GET per post's delta to a batch (to share a round trip with other reads).
+pub fn add_delta_reads(batch: &mut Batch, kv: &Kv, post_ids: &[u64]) {
     for id in post_ids {
         let key = kv.keys().like_delta(*id);
         let mut get = cmd("GET");
         get.arg(&key);
         batch.add(key, get);
     }
-    let replies = kv.run(batch).await?;
-    Ok(replies
+}
+
+/// Reads the replies of [`add_delta_reads`] (0 when a post has no delta).
+pub fn parse_deltas(replies: Vec<redis::Value>) -> Vec<i64> {
+    replies
         .into_iter()
         .map(|reply| {
             redis::from_redis_value::<Option<i64>>(reply)
@@ -40,7 +49,7 @@ pub async fn get_deltas(kv: &Kv, post_ids: &[u64]) -> redis::RedisResult<Vec<i64
                 .flatten()
                 .unwrap_or(0)
         })
-        .collect())
+        .collect()
 }
 
 /// Drops a post's delta once its count has been recounted.

@@ -1,6 +1,6 @@
-//! The like-count flusher: recounts posts marked in `like_count_pending` and drops their
-//! Redis deltas, so `posts.like_count` equals COUNT(post_likes) within one interval of the
-//! last change, whatever happened to Redis.
+//! The like-count flusher: folds `like_events` into `posts.like_count` by recounting each
+//! touched post from `post_likes`, then drops the post's Redis delta, so the count equals
+//! COUNT(post_likes) within one interval of the last change, whatever happened to Redis.
 
 use std::time::Duration;
 
@@ -9,14 +9,14 @@ use tokio_util::sync::CancellationToken;
 use super::{cache, store};
 use crate::state::AppState;
 
-/// Posts recounted per round.
-const BATCH: u32 = 200;
+/// Events folded in per round.
+const BATCH: u32 = 5000;
 
 /// Runs until `shutdown`, one round every `interval`.
 pub async fn run_like_flusher(state: AppState, interval: Duration, shutdown: CancellationToken) {
     loop {
-        match flush_pending_likes(&state).await {
-            Ok(flushed) if flushed >= BATCH as usize => continue,
+        match flush_likes(&state).await {
+            Ok(events) if events >= BATCH as usize => continue,
             Ok(_) => {}
             Err(error) => tracing::warn!(error = %error, "like flush failed; will retry"),
         }
@@ -27,15 +27,18 @@ pub async fn run_like_flusher(state: AppState, interval: Duration, shutdown: Can
     }
 }
 
-/// One round: recounts up to `BATCH` marked posts; returns how many.
-pub async fn flush_pending_likes(state: &AppState) -> anyhow::Result<usize> {
-    let pending = store::list_pending_posts(state.db.writer(), BATCH).await?;
-    let mut conn = state.db.writer().acquire().await?;
-    for post_id in &pending {
-        // Recount first: clearing the mark waits for every like transaction that holds it,
-        // and each of those recorded its delta before committing, so the delta dropped next
-        // is already in the count. Later likes leave a new mark for the next round.
-        store::recount_likes(&mut conn, *post_id).await?;
+/// One round: recounts every post with committed events, then deletes those events; returns
+/// how many events were folded in.
+pub async fn flush_likes(state: &AppState) -> anyhow::Result<usize> {
+    let events = store::list_like_events(state.db.writer(), BATCH).await?;
+    let mut posts: Vec<u64> = events.iter().map(|(_, post)| *post).collect();
+    posts.sort_unstable();
+    posts.dedup();
+    for post_id in &posts {
+        // Every like read above has committed (its delta was recorded before its commit), so
+        // the recount includes it and the delta dropped next holds nothing the count lacks.
+        // A like committing now leaves a new event and a new delta for the next round.
+        store::recount_likes(state.db.writer(), *post_id).await?;
         if let Some(kv) = &state.kv
             && let Err(error) = cache::clear_delta(kv, *post_id).await
         {
@@ -43,5 +46,7 @@ pub async fn flush_pending_likes(state: &AppState) -> anyhow::Result<usize> {
         }
         state.metrics.likes_recounted.inc();
     }
-    Ok(pending.len())
+    let ids: Vec<u64> = events.iter().map(|(id, _)| *id).collect();
+    store::delete_like_events(state.db.writer(), &ids).await?;
+    Ok(events.len())
 }

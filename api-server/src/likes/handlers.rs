@@ -62,8 +62,8 @@ async fn change_like(
         .await?
         .ok_or(ApiError::NotFound("post"))?;
     let step = if like { 1 } else { -1 };
-    // Concurrent likers of one post can deadlock on its pending mark (InnoDB's duplicate-key
-    // locks); the victim was rolled back whole, so running it again is safe.
+    // A like and an unlike of neighbouring rows can deadlock on InnoDB gap locks; the victim
+    // was rolled back whole, so running it again is safe.
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -114,9 +114,9 @@ async fn store_like_change(
     } else {
         store::delete_like(&mut tx, post_id, user_id, now).await?
     };
-    // The delta is recorded before the commit: the flusher's recount waits for this
-    // transaction (it holds the post's pending mark), so the delta it clears afterwards
-    // always includes this change. Best effort: the like is stored whatever Redis does.
+    // The delta is recorded before the commit: the flusher only recounts for events it can
+    // see, so once it sees this one the delta it clears afterwards already includes this
+    // change. Best effort: the like is stored whatever Redis does.
     let delta_recorded = changed && record_delta(state, post_id, step).await;
     if let Err(error) = tx.commit().await {
         if delta_recorded {

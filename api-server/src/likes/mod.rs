@@ -1,9 +1,10 @@
 //! Likes: `PUT|DELETE /posts/{id}/like`, `GET /posts/{id}/likes`.
 //!
 //! ```text
-//! like ─► INSERT IGNORE post_likes + mark like_count_pending (one MySQL transaction)
-//!      └► INCRBY likes:delta:{post} in Redis (shown count moves at once)
-//! flusher ─► every interval: DEL delta, clear mark, like_count = COUNT(post_likes)
+//! like ─► INSERT IGNORE post_likes + append like_events (one MySQL transaction)
+//!      └► INCRBY likes:delta:{post} in Redis before the commit (shown count moves at once)
+//! flusher ─► every interval: like_count = COUNT(post_likes) for posts with events,
+//!            DEL their deltas, delete the events it read
 //! ```
 //! The `post_likes` row is the truth, so no like is lost if Redis loses its data; distinct
 //! rows mean concurrent likers of one post never wait on one row lock.

@@ -1,5 +1,5 @@
-//! SQL of `post_likes` (the truth about likes) and `like_count_pending` (posts whose
-//! `posts.like_count` waits for a recount).
+//! SQL of `post_likes` (the truth about likes) and `like_events` (changes not yet folded
+//! into `posts.like_count`).
 
 use chrono::{DateTime, Utc};
 use sqlx::{MySqlConnection, MySqlExecutor};
@@ -24,7 +24,7 @@ pub async fn insert_like(
     .rows_affected()
         == 1;
     if inserted {
-        mark_pending(tx, post_id, now).await?;
+        append_event(tx, post_id, now).await?;
     }
     Ok(inserted)
 }
@@ -44,19 +44,17 @@ pub async fn delete_like(
         .rows_affected()
         == 1;
     if deleted {
-        mark_pending(tx, post_id, now).await?;
+        append_event(tx, post_id, now).await?;
     }
     Ok(deleted)
 }
 
-async fn mark_pending(
+async fn append_event(
     tx: &mut MySqlConnection,
     post_id: u64,
     now: DateTime<Utc>,
 ) -> sqlx::Result<()> {
-    // Insert-if-absent: on a popular post the row usually exists, and a duplicate only takes
-    // a shared lock, so concurrent likers never wait for each other.
-    sqlx::query("INSERT IGNORE INTO like_count_pending (post_id, marked_at) VALUES (?, ?)")
+    sqlx::query("INSERT INTO like_events (post_id, created_at) VALUES (?, ?)")
         .bind(post_id)
         .bind(now)
         .execute(&mut *tx)
@@ -114,34 +112,43 @@ pub async fn list_likers(
         .collect())
 }
 
-/// Posts waiting for a recount, oldest mark first.
-pub async fn list_pending_posts(
+/// The oldest committed like events: `(event id, post id)`.
+pub async fn list_like_events(
     conn: impl MySqlExecutor<'_>,
     limit: u32,
-) -> sqlx::Result<Vec<u64>> {
-    let rows: Vec<(u64,)> =
-        sqlx::query_as("SELECT post_id FROM like_count_pending ORDER BY marked_at LIMIT ?")
-            .bind(limit)
-            .fetch_all(conn)
-            .await?;
-    Ok(rows.into_iter().map(|(id,)| id).collect())
+) -> sqlx::Result<Vec<(u64, u64)>> {
+    sqlx::query_as("SELECT id, post_id FROM like_events ORDER BY id LIMIT ?")
+        .bind(limit)
+        .fetch_all(conn)
+        .await
 }
 
-/// Clears a post's mark, then sets its count to the number of like rows. A like committed
-/// after the clear marks the post again, so no change can slip between the two.
-pub async fn recount_likes(conn: &mut MySqlConnection, post_id: u64) -> sqlx::Result<()> {
-    sqlx::query("DELETE FROM like_count_pending WHERE post_id = ?")
-        .bind(post_id)
-        .execute(&mut *conn)
-        .await?;
+/// Sets a post's count to the number of its like rows.
+pub async fn recount_likes(conn: impl MySqlExecutor<'_>, post_id: u64) -> sqlx::Result<()> {
     sqlx::query(
         "UPDATE posts SET like_count = (SELECT COUNT(*) FROM post_likes WHERE post_id = ?) \
          WHERE id = ?",
     )
     .bind(post_id)
     .bind(post_id)
-    .execute(&mut *conn)
+    .execute(conn)
     .await?;
+    Ok(())
+}
+
+/// Deletes the events a flush has folded in (exactly those: an event committed meanwhile,
+/// even with a lower id, stays for the next flush).
+pub async fn delete_like_events(conn: impl MySqlExecutor<'_>, ids: &[u64]) -> sqlx::Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let placeholders = vec!["?"; ids.len()].join(",");
+    let sql = format!("DELETE FROM like_events WHERE id IN ({placeholders})");
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for id in ids {
+        query = query.bind(id);
+    }
+    query.execute(conn).await?;
     Ok(())
 }
 

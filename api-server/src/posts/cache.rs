@@ -6,9 +6,14 @@ use redis::{Value, cmd};
 
 use super::model::PostView;
 use crate::kv::{Batch, Kv};
+use crate::likes;
 
-/// Cached bodies of `post_ids`, in order (`None` for a miss), in one round trip.
-pub async fn get_posts(kv: &Kv, post_ids: &[u64]) -> redis::RedisResult<Vec<Option<PostView>>> {
+/// Cached bodies of `post_ids` (`None` for a miss) and their pending like deltas, in order,
+/// in one round trip.
+pub async fn get_posts_and_deltas(
+    kv: &Kv,
+    post_ids: &[u64],
+) -> redis::RedisResult<(Vec<Option<PostView>>, Vec<i64>)> {
     let mut batch = Batch::new();
     for id in post_ids {
         let key = kv.keys().post(*id);
@@ -16,14 +21,17 @@ pub async fn get_posts(kv: &Kv, post_ids: &[u64]) -> redis::RedisResult<Vec<Opti
         get.arg(&key);
         batch.add(key, get);
     }
-    let replies = kv.run(batch).await?;
-    Ok(replies
+    likes::cache::add_delta_reads(&mut batch, kv, post_ids);
+    let mut replies = kv.run(batch).await?;
+    let deltas = likes::cache::parse_deltas(replies.split_off(post_ids.len()));
+    let posts = replies
         .into_iter()
         .map(|reply| match reply {
             Value::BulkString(bytes) => serde_json::from_slice(&bytes).ok(),
             _ => None,
         })
-        .collect())
+        .collect();
+    Ok((posts, deltas))
 }
 
 /// Stores post bodies with a TTL, in one round trip.

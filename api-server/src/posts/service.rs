@@ -21,13 +21,16 @@ pub async fn hydrate_posts(
     }
     let mut views: HashMap<u64, PostView> = HashMap::with_capacity(ids.len());
     let mut hits = Vec::new();
+    let mut deltas: Option<HashMap<u64, i64>> = None;
     if let Some(kv) = &state.kv {
-        match cache::get_posts(kv, ids).await {
-            Ok(cached) => {
+        // Bodies and like deltas share one round trip.
+        match cache::get_posts_and_deltas(kv, ids).await {
+            Ok((cached, pending)) => {
                 for post in cached.into_iter().flatten() {
                     hits.push(post.id);
                     views.insert(post.id, post);
                 }
+                deltas = Some(ids.iter().copied().zip(pending).collect());
             }
             // A read never waits for Redis to recover: fall through to MySQL.
             Err(error) => tracing::warn!(%error, "post cache unavailable"),
@@ -53,23 +56,28 @@ pub async fn hydrate_posts(
 
     // Cached bodies carry stale counts: take fresh ones (this also drops posts deleted since
     // they were cached).
-    let live: HashSet<u64> = if hits.is_empty() {
-        HashSet::new()
-    } else {
+    if !hits.is_empty() {
         let counts = store::find_post_counts(&mut *conn, &hits).await?;
-        let live = counts.iter().map(|(id, _, _)| *id).collect();
+        let live: HashSet<u64> = counts.iter().map(|(id, _, _)| *id).collect();
         for (id, like_count, comment_count) in counts {
             if let Some(view) = views.get_mut(&id) {
                 view.like_count = like_count;
                 view.comment_count = comment_count;
             }
         }
-        live
-    };
-    views.retain(|id, _| !hits.contains(id) || live.contains(id));
-
+        views.retain(|id, _| !hits.contains(id) || live.contains(id));
+    }
     let mut posts: Vec<PostView> = ids.iter().filter_map(|id| views.remove(id)).collect();
-    apply_viewer_state(state, &mut conn, &mut posts, viewer).await?;
+    match deltas {
+        Some(deltas) => {
+            for post in &mut posts {
+                let delta = deltas.get(&post.id).copied().unwrap_or(0);
+                post.like_count = post.like_count.saturating_add_signed(delta);
+            }
+            mark_liked(&mut conn, &mut posts, viewer).await?;
+        }
+        None => apply_viewer_state(state, &mut conn, &mut posts, viewer).await?,
+    }
     Ok(posts)
 }
 
@@ -95,14 +103,24 @@ pub async fn apply_viewer_state(
             Err(error) => tracing::warn!(%error, "like deltas unavailable"),
         }
     }
-    if let Some(viewer) = viewer {
-        let liked: HashSet<u64> = likes::store::list_liked_among(&mut *conn, viewer, &ids)
-            .await?
-            .into_iter()
-            .collect();
-        for post in posts.iter_mut() {
-            post.liked_by_me = liked.contains(&post.id);
-        }
+    mark_liked(conn, posts, viewer).await
+}
+
+async fn mark_liked(
+    conn: &mut sqlx::MySqlConnection,
+    posts: &mut [PostView],
+    viewer: Option<u64>,
+) -> Result<()> {
+    let Some(viewer) = viewer else {
+        return Ok(());
+    };
+    let ids: Vec<u64> = posts.iter().map(|post| post.id).collect();
+    let liked: HashSet<u64> = likes::store::list_liked_among(&mut *conn, viewer, &ids)
+        .await?
+        .into_iter()
+        .collect();
+    for post in posts.iter_mut() {
+        post.liked_by_me = liked.contains(&post.id);
     }
     Ok(())
 }
