@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every check and every test, against real services started for this run and stopped after:
-#   formatting, clippy (warnings are errors), rustdoc, then `cargo test` for the whole workspace
+#   formatting, clippy (warnings are errors), rustdoc, the CRD drift check, then `cargo test` for the whole workspace
 #   with MariaDB (primary + 2 GTID replicas), Redis (standalone + 6-node cluster), s3s-fs and
 #   schemathesis (tests/env/testenv.sh; tools installed by .ci/install-tools.sh when missing).
 set -euo pipefail
@@ -20,6 +20,11 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 section "cargo doc"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
+
+section "CRD drift (crds/ must be crdgen's output)"
+cargo run --quiet --locked -p sns-operator --bin crdgen |
+    diff -u crds/snsclusters.sns-platform.dev.yaml - ||
+    { echo "crds/ is stale: cargo run -p sns-operator --bin crdgen > crds/snsclusters.sns-platform.dev.yaml"; exit 1; }
 
 section "test services"
 env_dir=$(mktemp -d "${TMPDIR:-/tmp}/sns-testenv.XXXXXX")

@@ -145,6 +145,8 @@ build_k8s() { # NAME: k8s.io/kubernetes/cmd/NAME
         ldf+=" -X $p.gitVersion=$K8S_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor"
         ldf+=" -X $p.gitTreeState=clean"
     done
+    # -mod=mod: the wrapper has only a go.mod; go resolves the dependencies (from
+    # k8s.io/kubernetes's requirements) and records their sums in go.sum as it builds.
     (cd "$SRC/kubebins" && gobuild build -mod=mod -trimpath -ldflags "$ldf" -o "$BIN/.$name.tmp" \
         "k8s.io/kubernetes/cmd/$name")
     mv -f "$BIN/.$name.tmp" "$BIN/$name"

@@ -327,6 +327,9 @@ cmd_start() {
         "$dir/apiserver/apiserver.log" apiserver_ready "$dir" "$api_port"
 
     # The controllers use the admin kubeconfig (no per-controller RBAC to set up).
+    # --pvclaimbinder-sync-period=1s: a PVC made before its PV (pre-created by a test) is
+    # retried every second instead of every 15 s.
+    # shellcheck disable=SC2054 # the commas separate paths inside one flag
     local delegated=(--kubeconfig="$KUBECONFIG_FILE"
         --authentication-kubeconfig="$KUBECONFIG_FILE"
         --authorization-kubeconfig="$KUBECONFIG_FILE"
@@ -337,7 +340,8 @@ cmd_start() {
         --secure-port="$kcm_port" --cert-dir="$dir/controller-manager" \
         --root-ca-file="$pki/ca.crt" --service-account-private-key-file="$pki/sa.key" \
         --cluster-signing-cert-file="$pki/ca.crt" --cluster-signing-key-file="$pki/ca.key" \
-        --service-cluster-ip-range="$SERVICE_CIDR" --profiling=false
+        --service-cluster-ip-range="$SERVICE_CIDR" --profiling=false \
+        --pvclaimbinder-sync-period=1s
     local kcm_pid=$LAUNCHED_PID
     launch "$dir" kube-scheduler "$dir/scheduler/scheduler.log" "$K8S_BIN/kube-scheduler" \
         "${delegated[@]}" --secure-port="$sched_port" --cert-dir="$dir/scheduler" --profiling=false
@@ -396,54 +400,67 @@ EOF
     echo "$dir/env"
 }
 
+# stop_group ENTRY...: TERM each "name:pid:comm" still ours, wait (bounded) for all to exit,
+# KILL what is left; fail if something survives KILL.
+stop_group() {
+    local alive=() entry name pid comm
+    for entry in "$@"; do
+        IFS=: read -r name pid comm <<<"$entry"
+        if is_ours "$pid" "$comm"; then
+            kill -TERM "$pid" 2>/dev/null || true
+            alive+=("$entry")
+        fi
+    done
+    local deadline=$((SECONDS + 15)) left
+    while :; do
+        left=()
+        for entry in "${alive[@]+"${alive[@]}"}"; do
+            IFS=: read -r name pid comm <<<"$entry"
+            is_ours "$pid" "$comm" && left+=("$entry")
+        done
+        ((${#left[@]} == 0 || SECONDS >= deadline)) && break
+        sleep 0.1
+    done
+    for entry in "${left[@]+"${left[@]}"}"; do
+        IFS=: read -r name pid comm <<<"$entry"
+        log "$name (pid $pid) did not stop on TERM within 15 s: KILL"
+        kill -KILL "$pid" 2>/dev/null || true
+    done
+    local failed=()
+    deadline=$((SECONDS + 5))
+    while :; do
+        failed=()
+        for entry in "${left[@]+"${left[@]}"}"; do
+            IFS=: read -r name pid comm <<<"$entry"
+            is_ours "$pid" "$comm" && failed+=("$name (pid $pid)")
+        done
+        ((${#failed[@]} == 0 || SECONDS >= deadline)) && break
+        sleep 0.1
+    done
+    ((${#failed[@]} == 0)) || die "still running after KILL: ${failed[*]}"
+    # Wait (bounded, not an error) for init to reap them, so that `pgrep` right after
+    # `stop` does not list <defunct> processes.
+    deadline=$((SECONDS + 5))
+    for entry in "${alive[@]+"${alive[@]}"}"; do
+        IFS=: read -r name pid comm <<<"$entry"
+        while [[ -e /proc/$pid ]] && ((SECONDS < deadline)); do sleep 0.1; done
+    done
+}
+
 cmd_stop() {
     local dir=$1 name pid comm
     if [[ ! -f $dir/pids ]]; then
         log "no $dir/pids: nothing to stop"
     else
-        local alive=()
-        # Controllers first (newest first), the API server, then etcd last.
+        # etcd last: a kube-apiserver whose etcd is gone takes more than 15 s to stop
+        # (seen), one with its etcd still up stops in 1-2 s.
+        local first=() last=()
         while read -r name pid comm; do
             [[ -n $pid ]] || continue
-            if is_ours "$pid" "$comm"; then
-                kill -TERM "$pid" 2>/dev/null || true
-                alive+=("$name:$pid:$comm")
-            fi
-        done < <(tac "$dir/pids")
-        local deadline=$((SECONDS + 15)) left entry
-        while :; do
-            left=()
-            for entry in "${alive[@]+"${alive[@]}"}"; do
-                IFS=: read -r name pid comm <<<"$entry"
-                is_ours "$pid" "$comm" && left+=("$entry")
-            done
-            ((${#left[@]} == 0 || SECONDS >= deadline)) && break
-            sleep 0.1
-        done
-        for entry in "${left[@]+"${left[@]}"}"; do
-            IFS=: read -r name pid comm <<<"$entry"
-            log "$name (pid $pid) did not stop on TERM within 15 s: KILL"
-            kill -KILL "$pid" 2>/dev/null || true
-        done
-        local failed=()
-        deadline=$((SECONDS + 5))
-        while :; do
-            failed=()
-            for entry in "${left[@]+"${left[@]}"}"; do
-                IFS=: read -r name pid comm <<<"$entry"
-                is_ours "$pid" "$comm" && failed+=("$name (pid $pid)")
-            done
-            ((${#failed[@]} == 0 || SECONDS >= deadline)) && break
-            sleep 0.1
-        done
-        ((${#failed[@]} == 0)) || die "still running after KILL: ${failed[*]}"
-        # Wait (bounded, not an error) for init to reap them, so that `pgrep` right after
-        # `stop` does not list <defunct> processes.
-        deadline=$((SECONDS + 5))
-        for entry in "${alive[@]+"${alive[@]}"}"; do
-            IFS=: read -r name pid comm <<<"$entry"
-            while [[ -e /proc/$pid ]] && ((SECONDS < deadline)); do sleep 0.1; done
-        done
+            if [[ $name == etcd ]]; then last+=("$name:$pid:$comm"); else first+=("$name:$pid:$comm"); fi
+        done <"$dir/pids"
+        stop_group "${first[@]+"${first[@]}"}"
+        stop_group "${last[@]+"${last[@]}"}"
     fi
     if [[ ${KEEP_TESTENV:-0} == 1 ]]; then
         log "stopped; kept $dir"

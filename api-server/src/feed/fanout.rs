@@ -84,6 +84,16 @@ fn retry_delay(attempts: u32) -> Duration {
     Duration::from_secs(2u64.saturating_pow(attempts.clamp(1, 6)).min(60))
 }
 
+async fn write_page(kv: &Kv, users: &[u64], post_id: u64, cap: u32) -> anyhow::Result<()> {
+    let mut batch = Batch::new();
+    cache::add_fanout_commands(&mut batch, kv, users, post_id, cap);
+    Ok(cache::first_error(kv.run(batch).await?)?)
+}
+
+/// Pipelines written at once by one fan-out: while one page's replies travel back, the
+/// next pages are already on the wire.
+const PAGES_IN_FLIGHT: usize = 4;
+
 /// Writes `post_id` into the feeds of its author and the author's active followers; returns
 /// how many feeds were addressed.
 pub async fn fan_out(state: &AppState, kv: &Kv, post_id: u64) -> anyhow::Result<u64> {
@@ -94,37 +104,51 @@ pub async fn fan_out(state: &AppState, kv: &Kv, post_id: u64) -> anyhow::Result<
         // Deleted before its fan-out: nothing to do.
         return Ok(0);
     };
-    let mut batch = Batch::new();
-    cache::add_fanout_commands(&mut batch, kv, &[author_id], post_id, config.feed_cap);
-    let mut addressed = 1;
-    cache::first_error(kv.run(batch).await?)?;
-    if follower_count > config.feed_big_author_followers {
-        return Ok(addressed);
-    }
-    let active_since = Utc::now() - chrono::Duration::from_std(config.feed_max_age)?;
-    let mut after = 0;
-    loop {
-        let followers = store::list_active_follower_ids(
-            state.db.writer(),
-            author_id,
-            after,
-            active_since,
-            config.fanout_page_size,
-        )
-        .await?;
-        let Some(last) = followers.last().copied() else {
-            break;
-        };
-        let mut batch = Batch::new();
-        cache::add_fanout_commands(&mut batch, kv, &followers, post_id, config.feed_cap);
-        cache::first_error(kv.run(batch).await?)?;
-        addressed += followers.len() as u64;
-        if followers.len() < config.fanout_page_size as usize {
-            break;
+    let mut recipients = vec![author_id];
+    if follower_count <= config.feed_big_author_followers {
+        let active_since = Utc::now() - chrono::Duration::from_std(config.feed_max_age)?;
+        let mut after = 0;
+        loop {
+            let page = store::list_active_follower_ids(
+                state.db.writer(),
+                author_id,
+                after,
+                active_since,
+                config.fanout_page_size,
+            )
+            .await?;
+            let Some(last) = page.last().copied() else {
+                break;
+            };
+            let full = page.len() == config.fanout_page_size as usize;
+            recipients.extend(page);
+            if !full {
+                break;
+            }
+            after = last;
         }
-        after = last;
     }
-    Ok(addressed)
+    write_to_feeds(kv, &recipients, post_id, config.feed_cap, config.fanout_page_size).await?;
+    Ok(recipients.len() as u64)
+}
+
+/// Adds `post_id` to the existing feeds of `users`: one batch (one pipeline per master) per
+/// `page_size` users, a few batches in flight at once.
+pub async fn write_to_feeds(
+    kv: &Kv,
+    users: &[u64],
+    post_id: u64,
+    cap: u32,
+    page_size: u32,
+) -> anyhow::Result<()> {
+    let pages: Vec<&[u64]> = users.chunks(page_size.max(1) as usize).collect();
+    for group in pages.chunks(PAGES_IN_FLIGHT) {
+        let writes = group.iter().map(|page| write_page(kv, page, post_id, cap));
+        for result in futures::future::join_all(writes).await {
+            result?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
