@@ -16,7 +16,9 @@ use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
-use redis::{Cmd, ErrorKind, FromRedisValue, RedisError, RedisResult, Value};
+use redis::{
+    Cmd, ErrorKind, FromRedisValue, IntoConnectionInfo, RedisError, RedisResult, Value,
+};
 
 pub use batch::{Batch, LuaScript};
 use batch::{ReplyAction, classify, key_slot};
@@ -64,6 +66,7 @@ impl Kv {
     pub fn connect(config: &RedisConfig) -> anyhow::Result<Option<Self>> {
         let backend = if !config.redis_cluster_nodes.is_empty() {
             let client = ClusterClient::builder(config.redis_cluster_nodes.clone())
+                .tcp_settings(tcp_settings())
                 .connection_timeout(config.redis_timeout)
                 .response_timeout(config.redis_timeout)
                 .retries(2)
@@ -75,7 +78,11 @@ impl Kv {
                 refreshing: tokio::sync::Mutex::new(()),
             }))
         } else if let Some(url) = &config.redis_url {
-            let client = redis::Client::open(url.as_str())?;
+            let info = url
+                .as_str()
+                .into_connection_info()?
+                .set_tcp_settings(tcp_settings());
+            let client = redis::Client::open(info)?;
             let manager_config = ConnectionManagerConfig::new()
                 .set_connection_timeout(Some(config.redis_timeout))
                 .set_response_timeout(Some(config.redis_timeout))
@@ -382,6 +389,12 @@ impl Kv {
             ))),
         }
     }
+}
+
+/// Small requests from many tasks share one socket: without TCP_NODELAY, Nagle's algorithm
+/// holds each write until the previous one is acknowledged (tens of milliseconds).
+fn tcp_settings() -> redis::io::tcp::TcpSettings {
+    redis::io::tcp::TcpSettings::default().set_nodelay(true)
 }
 
 impl Cluster {
