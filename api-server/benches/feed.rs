@@ -23,8 +23,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use sns_api::config::Config;
 use futures::StreamExt;
+use sns_api::config::Config;
 use sns_api::feed::{cache, fanout};
 use sns_api::kv::{Batch, Kv};
 use sns_api::startup::App;
@@ -45,7 +45,9 @@ async fn main() -> anyhow::Result<()> {
     let kv = standalone_kv(&redis_url)?;
     let ours = fanout_rate(&kv, 10_000, 40, 4).await?;
     println!("redis-benchmark -t zadd -P 100 -r 1000000: {baseline:>10.0} ops/s");
-    println!("our fan-out (4 workers, feed-insert script, pipelines of 1,000): {ours:>10.0} inserts/s");
+    println!(
+        "our fan-out (4 workers, feed-insert script, pipelines of 1,000): {ours:>10.0} inserts/s"
+    );
     println!("ratio: {:.0} % (target >= 70 %)", ours / baseline * 100.0);
 
     println!("\n== 2. pipelined vs one command per follower, 10,000 followers");

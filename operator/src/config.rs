@@ -1,6 +1,8 @@
 //! Command line of the operator: flags and environment variables (`OPERATOR_*`).
 
-use clap::Parser;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
 
 /// The operator's command line.
 #[derive(Debug, Parser)]
@@ -11,6 +13,21 @@ use clap::Parser;
 )]
 pub struct Cli {
     /// Log format: `text` for people, `json` for collectors.
-    #[arg(long, env = "OPERATOR_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    #[arg(long, env = "OPERATOR_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"], global = true)]
     pub log_format: String,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The operator's subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print every object an SnsCluster stands for, as YAML, without a cluster.
+    Render {
+        /// The SnsCluster manifest (YAML).
+        #[arg(short = 'f', long = "filename")]
+        file: PathBuf,
+    },
 }

@@ -48,7 +48,11 @@ use serde::{Deserialize, Serialize};
         json_path = ".status.redis.clusterState",
         description = "Redis Cluster state"
     ),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct SnsClusterSpec {

@@ -1,7 +1,10 @@
 //! sns-operator: reconciles `SnsCluster` resources into the whole sns-platform (API pods,
 //! MySQL with GTID replicas, ProxySQL, Orchestrator, a Redis Cluster and monitoring).
 //!
-//! Module map: `config` (flags/env and subcommands), `crd` (the SnsCluster resource).
+//! Module map: `config` (flags/env and subcommands), `crd` (the SnsCluster resource),
+//! `reconcile` (building the objects), `render` (printing them without a cluster).
 
 pub mod config;
 pub mod crd;
+pub mod reconcile;
+pub mod render;

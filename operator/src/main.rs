@@ -1,12 +1,14 @@
 //! The `sns-operator` binary.
 
-use clap::{CommandFactory, Parser};
-use sns_operator::config::Cli;
+use clap::Parser;
+use sns_operator::config::{Cli, Command};
 
 fn main() -> anyhow::Result<()> {
-    let _cli = Cli::parse();
-    // The reconciler arrives with the SnsCluster resource; until then the binary documents
-    // its command line.
-    Cli::command().print_help()?;
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Render { file } => {
+            print!("{}", sns_operator::render::render_file(&file)?);
+        }
+    }
     Ok(())
 }

@@ -128,7 +128,14 @@ pub async fn fan_out(state: &AppState, kv: &Kv, post_id: u64) -> anyhow::Result<
             after = last;
         }
     }
-    write_to_feeds(kv, &recipients, post_id, config.feed_cap, config.fanout_page_size).await?;
+    write_to_feeds(
+        kv,
+        &recipients,
+        post_id,
+        config.feed_cap,
+        config.fanout_page_size,
+    )
+    .await?;
     Ok(recipients.len() as u64)
 }
 

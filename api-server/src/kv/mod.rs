@@ -16,9 +16,7 @@ use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
-use redis::{
-    Cmd, ErrorKind, FromRedisValue, IntoConnectionInfo, RedisError, RedisResult, Value,
-};
+use redis::{Cmd, ErrorKind, FromRedisValue, IntoConnectionInfo, RedisError, RedisResult, Value};
 
 pub use batch::{Batch, LuaScript};
 use batch::{ReplyAction, classify, key_slot};
