@@ -3,6 +3,8 @@
 #   - Debian packages: MariaDB, Redis, Prometheus tooling (promtool, amtool), curl, python3-venv
 #   - s3s-fs (an S3 server over a directory) built by cargo, cached outside the clone
 #   - schemathesis in a venv, cached outside the clone
+#   - with --with-control-plane: a Kubernetes control plane built from Go modules
+#     (tests/env/build-control-plane.sh)
 # Tools are cached under SNS_TOOLS_DIR (default ~/.cache/sns-platform), keyed by version.
 set -euo pipefail
 
@@ -105,4 +107,9 @@ total_start=$SECONDS
 step apt install_apt
 step s3s-fs install_s3s_fs
 step schemathesis install_schemathesis
+# etcd, kube-apiserver, controller-manager, scheduler, kubectl, kwok and helm from Go modules
+# (about 20 minutes cold on 2 cores; cached afterwards): only the full test run needs them.
+if [[ "${1:-}" == "--with-control-plane" ]]; then
+    step control-plane bash "$(dirname "${BASH_SOURCE[0]}")/../tests/env/build-control-plane.sh"
+fi
 log "all tools ready in $((SECONDS - total_start)) s (SNS_TOOLS_DIR=$SNS_TOOLS_DIR)"

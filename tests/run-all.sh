@@ -2,13 +2,14 @@
 # Every check and every test, against real services started for this run and stopped after:
 #   formatting, clippy (warnings are errors), rustdoc, the CRD drift check, then `cargo test` for the whole workspace
 #   with MariaDB (primary + 2 GTID replicas), Redis (standalone + 6-node cluster), s3s-fs and
-#   schemathesis (tests/env/testenv.sh; tools installed by .ci/install-tools.sh when missing).
+#   schemathesis (tests/env/testenv.sh), and a Kubernetes control plane with KWOK nodes
+#   (tests/env/control-plane.sh); tools are installed by .ci/install-tools.sh when missing.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 export SNS_TOOLS_DIR="${SNS_TOOLS_DIR:-$HOME/.cache/sns-platform}"
 export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
-bash .ci/install-tools.sh
+bash .ci/install-tools.sh --with-control-plane
 
 section() { printf '\n=== %s (%s)\n' "$*" "$(date +%T)"; }
 
@@ -28,10 +29,19 @@ cargo run --quiet --locked -p sns-operator --bin crdgen |
 
 section "test services"
 env_dir=$(mktemp -d "${TMPDIR:-/tmp}/sns-testenv.XXXXXX")
-trap 'bash tests/env/testenv.sh stop "$env_dir"' EXIT
+cp_dir=$(mktemp -d "${TMPDIR:-/tmp}/sns-k8s.XXXXXX")
+stop_services() {
+    bash tests/env/control-plane.sh stop "$cp_dir" || true
+    bash tests/env/testenv.sh stop "$env_dir"
+}
+trap stop_services EXIT
 bash tests/env/testenv.sh start "$env_dir" >/dev/null
+# KWOK's fake volume provisioner binds the MySQL and Redis volumes.
+SNS_K8S_KWOK_VOLUMES=1 bash tests/env/control-plane.sh start "$cp_dir" >/dev/null
 # shellcheck disable=SC1091
 source "$env_dir/env"
+# shellcheck disable=SC1091
+source "$cp_dir/env"
 export SNS_SCHEMATHESIS="${SNS_SCHEMATHESIS:-$SNS_TOOLS_DIR/venv-schemathesis/bin/schemathesis}"
 
 section "cargo test"

@@ -24,6 +24,8 @@ pub struct Cli {
 /// The operator's subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the controller (in a pod, or against the current kubeconfig).
+    Run,
     /// Print every object an SnsCluster stands for, as YAML, without a cluster.
     Render {
         /// The SnsCluster manifest (YAML).

@@ -2,9 +2,12 @@
 //! MySQL with GTID replicas, ProxySQL, Orchestrator, a Redis Cluster and monitoring).
 //!
 //! Module map: `config` (flags/env and subcommands), `crd` (the SnsCluster resource),
-//! `reconcile` (building the objects), `render` (printing them without a cluster).
+//! `reconcile` (building the objects), `render` (printing them without a cluster), `controller` (the reconcile loop),
+//! `telemetry` (logs).
 
 pub mod config;
+pub mod controller;
 pub mod crd;
 pub mod reconcile;
 pub mod render;
+pub mod telemetry;

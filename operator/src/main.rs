@@ -3,12 +3,39 @@
 use clap::Parser;
 use sns_operator::config::{Cli, Command};
 
-fn main() -> anyhow::Result<()> {
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
+        Command::Run => {
+            sns_operator::telemetry::init(&cli.log_format);
+            let client = kube::Client::try_default().await?;
+            sns_operator::controller::run(client, shutdown_signal()).await;
+        }
         Command::Render { file } => {
             print!("{}", sns_operator::render::render_file(&file)?);
         }
     }
     Ok(())
+}
+
+/// Completes on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
 }

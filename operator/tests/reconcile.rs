@@ -1,0 +1,341 @@
+//! The operator against a real control plane (etcd, kube-apiserver, controller-manager,
+//! scheduler, KWOK nodes) started by `tests/env/control-plane.sh`: real schema and CEL
+//! validation, real server-side apply, real garbage collection. One namespace per test.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::api::{DeleteParams, PostParams};
+use kube::{Api, Client};
+use sns_operator::crd::SnsCluster;
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!(
+            "{name} is not set: start the control plane with tests/env/control-plane.sh \
+             (tests/run-all.sh does)"
+        )
+    })
+}
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Runs the real kubectl; returns (success, stdout + stderr).
+fn kubectl(args: &[&str]) -> (bool, String) {
+    let kubectl = PathBuf::from(env("SNS_TEST_K8S_BIN")).join("kubectl");
+    let output = Command::new(kubectl)
+        .env("KUBECONFIG", env("SNS_TEST_KUBECONFIG"))
+        .args(args)
+        .current_dir(repo_root())
+        .output()
+        .expect("kubectl runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+/// Installs the CRD from `crds/` (which also tests the generated YAML) and starts one
+/// controller for this test binary, on a runtime of its own.
+fn start_operator() {
+    static STARTED: OnceLock<()> = OnceLock::new();
+    STARTED.get_or_init(|| {
+        let (ok, out) = kubectl(&["apply", "--server-side", "-f", "crds/"]);
+        assert!(ok, "installing the CRD: {out}");
+        let (ok, out) = kubectl(&[
+            "wait",
+            "--for=condition=Established",
+            "--timeout=30s",
+            "crd/snsclusters.sns-platform.dev",
+        ]);
+        assert!(ok, "the CRD is established: {out}");
+        std::thread::spawn(|| {
+            let runtime = tokio::runtime::Runtime::new().unwrap();
+            runtime.block_on(async {
+                let client = client().await;
+                sns_operator::controller::run(client, std::future::pending()).await;
+            });
+        });
+    });
+}
+
+async fn client() -> Client {
+    let config = kube::Config::from_custom_kubeconfig(
+        kube::config::Kubeconfig::read_from(env("SNS_TEST_KUBECONFIG")).unwrap(),
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    Client::try_from(config).unwrap()
+}
+
+/// A namespace of the test's own, deleted when the test passes.
+struct TestNamespace {
+    name: String,
+    client: Client,
+}
+
+impl TestNamespace {
+    async fn new() -> Self {
+        start_operator();
+        let client = client().await;
+        let name = format!("t-{}", &uuid_like()[..6]);
+        let mut namespace = Namespace::default();
+        namespace.metadata.name = Some(name.clone());
+        Api::<Namespace>::all(client.clone())
+            .create(&PostParams::default(), &namespace)
+            .await
+            .unwrap();
+        Self { name, client }
+    }
+
+    fn api<K>(&self) -> Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+    {
+        Api::namespaced(self.client.clone(), &self.name)
+    }
+
+    async fn delete(self) {
+        if std::env::var("KEEP_TEST_NAMESPACE").is_err() {
+            Api::<Namespace>::all(self.client.clone())
+                .delete(&self.name, &DeleteParams::default())
+                .await
+                .unwrap();
+        }
+    }
+}
+
+fn uuid_like() -> String {
+    format!(
+        "{:x}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+            .wrapping_mul(2_654_435_761)
+    )
+    .chars()
+    .rev()
+    .collect()
+}
+
+/// Polls `check` until it returns `Some`, for at most `seconds`.
+async fn eventually<T, F, Fut>(seconds: u64, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn applying_the_minimal_example_creates_every_child_and_reaches_ready() {
+    let ns = TestNamespace::new().await;
+    let (ok, out) = kubectl(&[
+        "apply",
+        "-n",
+        &ns.name,
+        "-f",
+        "manifests/examples/minimal.yaml",
+    ]);
+    assert!(ok, "{out}");
+    let deployment = eventually(30, "the API Deployment", || async {
+        ns.api::<Deployment>().get_opt("minimal-api").await.unwrap()
+    })
+    .await;
+    let owner = &deployment.metadata.owner_references.as_ref().unwrap()[0];
+    assert_eq!(
+        (owner.kind.as_str(), owner.name.as_str()),
+        ("SnsCluster", "minimal")
+    );
+    assert_eq!(deployment.spec.as_ref().unwrap().replicas, Some(2));
+    for name in ["minimal-mysql", "minimal-redis"] {
+        assert!(
+            ns.api::<StatefulSet>()
+                .get_opt(name)
+                .await
+                .unwrap()
+                .is_some(),
+            "{name}"
+        );
+        assert!(
+            ns.api::<ConfigMap>().get_opt(name).await.unwrap().is_some(),
+            "{name}"
+        );
+        assert!(
+            ns.api::<Service>().get_opt(name).await.unwrap().is_some(),
+            "{name}"
+        );
+    }
+    for name in ["minimal-mysql-primary", "minimal-api"] {
+        assert!(
+            ns.api::<Service>().get_opt(name).await.unwrap().is_some(),
+            "{name}"
+        );
+    }
+    assert!(
+        ns.api::<PodDisruptionBudget>()
+            .get_opt("minimal-api")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    for name in ["minimal-mysql", "minimal-api-jwt"] {
+        assert!(
+            ns.api::<Secret>().get_opt(name).await.unwrap().is_some(),
+            "{name}"
+        );
+    }
+
+    // KWOK runs the pods and binds the volumes: the cluster becomes Ready.
+    let clusters = ns.api::<SnsCluster>();
+    let status = eventually(90, "Ready=True", || async {
+        let cluster = clusters.get("minimal").await.unwrap();
+        let status = cluster.status?;
+        status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True")
+            .then_some(status)
+    })
+    .await;
+    assert_eq!(status.observed_generation, Some(1));
+    assert_eq!(status.api.ready_replicas, 2);
+    for type_ in [
+        "Progressing",
+        "Degraded",
+        "ApiReady",
+        "MysqlReady",
+        "RedisReady",
+    ] {
+        assert!(
+            status.conditions.iter().any(|c| c.type_ == type_),
+            "{type_}"
+        );
+    }
+    let (ok, out) = kubectl(&["get", "sns", "-n", &ns.name]);
+    assert!(ok && out.contains("READY") && out.contains("True"), "{out}");
+    ns.delete().await;
+}
+
+#[tokio::test]
+async fn invalid_specs_are_refused_naming_the_field() {
+    let ns = TestNamespace::new().await;
+    let dir = std::env::temp_dir().join(format!("sns-invalid-{}", ns.name));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (spec, expected) in [
+        (
+            "mysql: {orchestrator: {replicas: 4}}",
+            "orchestrator.replicas must be odd",
+        ),
+        ("redis: {masters: 2}", "spec.redis.masters"),
+        ("mysql: {replicas: 0}", "spec.mysql.replicas"),
+        ("api: {replicas: many}", "spec.api.replicas"),
+    ] {
+        let file = dir.join("bad.yaml");
+        std::fs::write(
+            &file,
+            format!("apiVersion: sns-platform.dev/v1alpha1\nkind: SnsCluster\nmetadata: {{name: bad}}\nspec: {{{spec}}}\n"),
+        )
+        .unwrap();
+        let (ok, out) = kubectl(&["apply", "-n", &ns.name, "-f", file.to_str().unwrap()]);
+        assert!(!ok, "{spec} was accepted");
+        assert!(out.contains(expected), "{spec}: {out}");
+    }
+    let (ok, out) = kubectl(&["explain", "snscluster.spec.redis"]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("Master shards (a Redis Cluster needs at least three)."),
+        "{out}"
+    );
+    ns.delete().await;
+}
+
+#[tokio::test]
+async fn scaling_and_a_new_image_reach_the_deployment_and_deletion_collects_children() {
+    let ns = TestNamespace::new().await;
+    let (ok, out) = kubectl(&[
+        "apply",
+        "-n",
+        &ns.name,
+        "-f",
+        "manifests/examples/minimal.yaml",
+    ]);
+    assert!(ok, "{out}");
+    let deployments = ns.api::<Deployment>();
+    eventually(30, "the API Deployment", || async {
+        deployments.get_opt("minimal-api").await.unwrap()
+    })
+    .await;
+    let (ok, out) = kubectl(&[
+        "scale",
+        "-n",
+        &ns.name,
+        "snscluster/minimal",
+        "--replicas=3",
+    ]);
+    assert!(ok, "{out}");
+    let (ok, out) = kubectl(&[
+        "patch",
+        "-n",
+        &ns.name,
+        "snscluster/minimal",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"api":{"image":"ghcr.io/sns-platform/sns-api:0.2.0"}}}"#,
+    ]);
+    assert!(ok, "{out}");
+    eventually(30, "3 replicas of the new image", || async {
+        let deployment = deployments.get("minimal-api").await.unwrap();
+        let spec = deployment.spec?;
+        let image = spec.template.spec?.containers[0].image.clone()?;
+        (spec.replicas == Some(3) && image.ends_with(":0.2.0")).then_some(())
+    })
+    .await;
+
+    let (ok, out) = kubectl(&[
+        "delete",
+        "-n",
+        &ns.name,
+        "snscluster/minimal",
+        "--wait=true",
+    ]);
+    assert!(ok, "{out}");
+    eventually(60, "garbage collection of the children", || async {
+        let left = deployments.get_opt("minimal-api").await.unwrap().is_some()
+            || ns
+                .api::<StatefulSet>()
+                .get_opt("minimal-redis")
+                .await
+                .unwrap()
+                .is_some()
+            || ns
+                .api::<Secret>()
+                .get_opt("minimal-mysql")
+                .await
+                .unwrap()
+                .is_some();
+        (!left).then_some(())
+    })
+    .await;
+    ns.delete().await;
+}
