@@ -131,6 +131,22 @@ fn uuid_like() -> String {
     .collect()
 }
 
+/// Writes an SnsCluster manifest named `name` with `spec` (YAML flow style) into a temporary
+/// file for kubectl.
+fn write_manifest(ns: &TestNamespace, name: &str, spec: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("sns-{}", ns.name));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join(format!("{name}.yaml"));
+    std::fs::write(
+        &file,
+        format!(
+            "apiVersion: sns-platform.dev/v1alpha1\nkind: SnsCluster\nmetadata: {{name: {name}}}\nspec: {{{spec}}}\n"
+        ),
+    )
+    .unwrap();
+    file
+}
+
 /// Polls `check` until it returns `Some`, for at most `seconds`.
 async fn eventually<T, F, Fut>(seconds: u64, what: &str, mut check: F) -> T
 where
@@ -240,8 +256,6 @@ async fn applying_the_minimal_example_creates_every_child_and_reaches_ready() {
 #[tokio::test]
 async fn invalid_specs_are_refused_naming_the_field() {
     let ns = TestNamespace::new().await;
-    let dir = std::env::temp_dir().join(format!("sns-invalid-{}", ns.name));
-    std::fs::create_dir_all(&dir).unwrap();
     for (spec, expected) in [
         (
             "mysql: {orchestrator: {replicas: 4}}",
@@ -251,12 +265,7 @@ async fn invalid_specs_are_refused_naming_the_field() {
         ("mysql: {replicas: 0}", "spec.mysql.replicas"),
         ("api: {replicas: many}", "spec.api.replicas"),
     ] {
-        let file = dir.join("bad.yaml");
-        std::fs::write(
-            &file,
-            format!("apiVersion: sns-platform.dev/v1alpha1\nkind: SnsCluster\nmetadata: {{name: bad}}\nspec: {{{spec}}}\n"),
-        )
-        .unwrap();
+        let file = write_manifest(&ns, "bad", spec);
         let (ok, out) = kubectl(&["apply", "-n", &ns.name, "-f", file.to_str().unwrap()]);
         assert!(!ok, "{spec} was accepted");
         assert!(out.contains(expected), "{spec}: {out}");
@@ -335,6 +344,111 @@ async fn scaling_and_a_new_image_reach_the_deployment_and_deletion_collects_chil
                 .unwrap()
                 .is_some();
         (!left).then_some(())
+    })
+    .await;
+    ns.delete().await;
+}
+
+/// Whether every field of `expected` is in `actual` with the same value (the API server adds
+/// defaults, so `actual` may hold more).
+fn is_subset(expected: &serde_json::Value, actual: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match (expected, actual) {
+        (Value::Object(e), Value::Object(a)) => e
+            .iter()
+            .all(|(key, value)| a.get(key).is_some_and(|other| is_subset(value, other))),
+        (Value::Array(e), Value::Array(a)) => {
+            e.len() == a.len() && e.iter().zip(a).all(|(x, y)| is_subset(x, y))
+        }
+        // Quantities and ports come back normalised as the same text or number.
+        _ => {
+            expected == actual
+                || expected.to_string().trim_matches('"') == actual.to_string().trim_matches('"')
+        }
+    }
+}
+
+#[tokio::test]
+async fn render_output_matches_what_the_operator_applied() {
+    let ns = TestNamespace::new().await;
+    let (ok, out) = kubectl(&["apply", "-n", &ns.name, "-f", "manifests/examples/ha.yaml"]);
+    assert!(ok, "{out}");
+    let mut cluster: SnsCluster =
+        serde_saphyr::from_str(include_str!("../../manifests/examples/ha.yaml")).unwrap();
+    cluster.metadata.namespace = Some(ns.name.clone());
+    let rendered = sns_operator::reconcile::build::build_cluster(&cluster, false)
+        .unwrap()
+        .to_values()
+        .unwrap();
+    for expected in rendered {
+        let kind = expected["kind"].as_str().unwrap().to_lowercase();
+        let name = expected["metadata"]["name"].as_str().unwrap().to_owned();
+        let live = eventually(30, &format!("{kind}/{name}"), || {
+            let (kind, name, ns) = (kind.clone(), name.clone(), ns.name.clone());
+            async move {
+                let (ok, out) = kubectl(&["get", "-n", &ns, &kind, &name, "-o", "json"]);
+                ok.then(|| serde_json::from_str::<serde_json::Value>(&out).unwrap())
+            }
+        })
+        .await;
+        assert!(
+            is_subset(&expected["spec"], &live["spec"])
+                && is_subset(&expected["data"], &live["data"]),
+            "{kind}/{name} differs from render:\nrendered {}\nlive {}",
+            expected["spec"],
+            live["spec"]
+        );
+        assert!(is_subset(
+            &expected["metadata"]["labels"],
+            &live["metadata"]["labels"]
+        ));
+    }
+    ns.delete().await;
+}
+
+#[tokio::test]
+async fn a_paused_cluster_gets_no_writes_until_unpaused() {
+    let ns = TestNamespace::new().await;
+    let file = write_manifest(&ns, "quiet", "paused: true");
+    let (ok, out) = kubectl(&["apply", "-n", &ns.name, "-f", file.to_str().unwrap()]);
+    assert!(ok, "{out}");
+    // Give the controller time to see it; a paused cluster must stay without children
+    // and without a status.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        ns.api::<Deployment>()
+            .get_opt("quiet-api")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        ns.api::<Secret>()
+            .get_opt("quiet-mysql")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        ns.api::<SnsCluster>()
+            .get("quiet")
+            .await
+            .unwrap()
+            .status
+            .is_none()
+    );
+    let (ok, out) = kubectl(&[
+        "patch",
+        "-n",
+        &ns.name,
+        "snscluster/quiet",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"paused":false}}"#,
+    ]);
+    assert!(ok, "{out}");
+    eventually(30, "children after unpausing", || async {
+        ns.api::<Deployment>().get_opt("quiet-api").await.unwrap()
     })
     .await;
     ns.delete().await;

@@ -26,74 +26,10 @@ KWOK_STAGES="$K8S_ROOT/stages"
 SERVICE_CIDR=10.0.0.0/24
 POD_CIDR=10.244.0.0/16 # fake pod IPs handed out by kwok; apart from the service range
 NODE_COUNT=3
-# The port lock is shared with testenv.sh: both pick free ports the same way.
-PORT_LOCK="${TMPDIR:-/tmp}/sns-testenv.ports.lock"
-
-log() { printf '[control-plane %s] %s\n' "$(date +%T)" "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
-
-# Print the last lines of a log file to stderr, to say why a component failed.
-show_log() {
-    local file=$1
-    if [[ -f $file ]]; then
-        printf -- '----- tail of %s -----\n' "$file" >&2
-        tail -n 30 "$file" >&2 || true
-        printf -- '-----\n' >&2
-    else
-        printf -- '(no log file %s)\n' "$file" >&2
-    fi
-}
-
-# wait_for NAME TIMEOUT_S LOGFILE CMD...: run CMD every 0.2 s until it succeeds. On timeout,
-# name the component, show the tail of its log and fail. With WAIT_PID=pid set, also fail as
-# soon as that process has exited (a server that died will not answer later).
-wait_for() {
-    local name=$1 timeout=$2 logfile=$3
-    shift 3
-    local deadline=$((SECONDS + timeout))
-    until "$@" >/dev/null 2>&1; do
-        if [[ -n ${WAIT_PID:-} ]] && ! is_running "$WAIT_PID"; then
-            log "$name exited (pid $WAIT_PID) while we waited for it"
-            show_log "$logfile"
-            return 1
-        fi
-        if ((SECONDS >= deadline)); then
-            log "timeout after ${timeout}s waiting for $name"
-            show_log "$logfile"
-            return 1
-        fi
-        sleep 0.2
-    done
-}
-
-# free_ports N: N distinct free TCP ports on 127.0.0.1, chosen by the kernel (bind to port 0).
-# All N sockets are held open together so that they are distinct from each other.
-free_ports() {
-    python3 - "$1" <<'EOF'
-import socket, sys
-n = int(sys.argv[1])
-socks = []
-for _ in range(n):
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.bind(("127.0.0.1", 0))
-    socks.append(s)
-ports = [s.getsockname()[1] for s in socks]
-assert len(set(ports)) == n
-print(" ".join(map(str, ports)))
-for s in socks:
-    s.close()
-EOF
-}
-
-# Is PID running? A zombie counts as exited.
-is_running() {
-    [[ -e /proc/$1 ]] && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null
-}
-
-# Is PID still the process we started (same command name)? Guards against recycled PIDs.
-is_ours() {
-    [[ "$(cat "/proc/$1/comm" 2>/dev/null)" == "$2" ]] && is_running "$1"
-}
+LOG_TAG=control-plane
+WAIT_POLL_S=0.2
+# shellcheck source=SCRIPTDIR/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # launch DIR NAME LOGFILE BINARY ARGS...: start BINARY in the background and record
 # "name pid command-name" in DIR/pids at once (so that a failed `start` can still stop it).
@@ -106,7 +42,7 @@ launch() {
     LAUNCHED_PID=$!
     local comm
     comm=$(basename "$binary")
-    echo "$name $LAUNCHED_PID ${comm:0:15}" >>"$dir/pids"
+    record_pid "$dir" "$name" "$LAUNCHED_PID" "${comm:0:15}"
 }
 
 rss_of() { # PID: resident set size in MB
@@ -285,8 +221,7 @@ cmd_start() {
     mkdir -p "$dir/etcd" "$dir/apiserver" "$dir/controller-manager" "$dir/scheduler" "$dir/kwok"
     KUBECONFIG_FILE=$dir/kubeconfig
 
-    exec 9>"$PORT_LOCK"
-    flock -w 120 9 || die "could not take $PORT_LOCK within 120 s"
+    take_port_lock
 
     # etcd client + peer, API server, controller-manager, scheduler, kwok = 6 ports.
     local ports
@@ -365,8 +300,7 @@ cmd_start() {
         "$dir/kwok/kwok.log" kwok_healthy "$kwok_port"
 
     # Every port is bound by its server now: another start may pick ports.
-    flock -u 9
-    exec 9>&-
+    release_port_lock
 
     local i
     for i in $(seq 0 $((NODE_COUNT - 1))); do node_yaml "$i"; done >"$dir/nodes.yaml"

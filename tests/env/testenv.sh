@@ -16,93 +16,12 @@ SNS_TOOLS_DIR="${SNS_TOOLS_DIR:-$HOME/.cache/sns-platform}"
 S3S_FS_BIN="$SNS_TOOLS_DIR/s3s-fs-0.14.1/bin/s3s-fs"
 S3_BUCKET=sns-test
 S3_REGION=us-east-1
-# Two `start`s running at once must not be handed the same port between the moment we pick
-# it and the moment the server binds it: that window is serialized by this lock.
-PORT_LOCK="${TMPDIR:-/tmp}/sns-testenv.ports.lock"
-
-log() { printf '[testenv %s] %s\n' "$(date +%T)" "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
-
-# Print the last lines of a log file to stderr, to say why a service failed.
-show_log() {
-    local file=$1
-    if [[ -f $file ]]; then
-        printf -- '----- tail of %s -----\n' "$file" >&2
-        tail -n 30 "$file" >&2 || true
-        printf -- '-----\n' >&2
-    else
-        printf -- '(no log file %s)\n' "$file" >&2
-    fi
-}
-
-# wait_for NAME TIMEOUT_S LOGFILE CMD...: run CMD every 0.1 s until it succeeds. On timeout,
-# name the service, show the tail of its log and fail. With WAIT_PID=pid set, also fail as
-# soon as that process has exited (a server that died will not answer later).
-wait_for() {
-    local name=$1 timeout=$2 logfile=$3
-    shift 3
-    local deadline=$((SECONDS + timeout))
-    until "$@" >/dev/null 2>&1; do
-        if [[ -n ${WAIT_PID:-} ]] && ! is_running "$WAIT_PID"; then
-            log "$name exited (pid $WAIT_PID) while we waited for it"
-            show_log "$logfile"
-            return 1
-        fi
-        if ((SECONDS >= deadline)); then
-            log "timeout after ${timeout}s waiting for $name"
-            show_log "$logfile"
-            return 1
-        fi
-        sleep 0.1
-    done
-}
+LOG_TAG=testenv
+WAIT_POLL_S=0.1
+# shellcheck source=SCRIPTDIR/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 random_secret() { python3 -c 'import secrets; print(secrets.token_hex(16))'; }
-
-# free_ports N: N distinct free TCP ports on 127.0.0.1, chosen by the kernel (bind to port 0).
-# All N sockets are held open together so that they are distinct from each other.
-free_ports() {
-    python3 - "$1" <<'EOF'
-import socket, sys
-n = int(sys.argv[1])
-socks = []
-for _ in range(n):
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.bind(("127.0.0.1", 0))
-    socks.append(s)
-ports = [s.getsockname()[1] for s in socks]
-assert len(set(ports)) == n
-print(" ".join(map(str, ports)))
-for s in socks:
-    s.close()
-EOF
-}
-
-# record_pid DIR NAME PID COMM: DIR/pids holds "name pid command-name" per line, written as
-# soon as a server is launched, so that a failed `start` can still stop it. The command
-# name lets `stop` refuse to kill a recycled PID that now belongs to something else.
-record_pid() {
-    echo "$2 $3 $4" >>"$1/pids"
-}
-
-# pid_from_file FILE LOGFILE: the PID a daemon wrote to its pid file (waits, bounded).
-pid_from_file() {
-    local file=$1 logfile=$2 deadline=$((SECONDS + 10))
-    until [[ -s $file ]]; do
-        if ((SECONDS >= deadline)); then
-            show_log "$logfile"
-            die "no pid file $file after 10 s"
-        fi
-        sleep 0.05
-    done
-    tr -d ' \n' <"$file"
-}
-
-# Is PID running? A zombie counts as exited: its parent (this script while it runs, init
-# after) may take a moment to reap it.
-is_running() {
-    [[ -e /proc/$1 ]] && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null
-}
 
 # ---------------------------------------------------------------------------------------
 # MariaDB
@@ -393,8 +312,7 @@ cmd_start() {
     # The slowest step needs no port: it runs while we take the lock and start Redis.
     mysql_install_start "$dir"
 
-    exec 9>"$PORT_LOCK"
-    flock -w 120 9 || die "could not take $PORT_LOCK within 120 s"
+    take_port_lock
 
     # 3 MariaDB + 1 Redis + 6 cluster nodes + 6 cluster bus + 1 S3 = 17 ports.
     local ports
@@ -431,8 +349,7 @@ cmd_start() {
     mysql_wait_ready "$dir" "${mysql_ports[@]}"
 
     # Every port is bound by its server now: another start may pick ports.
-    flock -u 9
-    exec 9>&-
+    release_port_lock
 
     mysql_create_users "$dir"
     mysql_start_replication "$dir" "${mysql_ports[0]}"
@@ -466,11 +383,6 @@ EOF
     trap - EXIT
     log "started in $((SECONDS - t0)) s (mariadb sockets: $dir/mysql/sock/n{1,2,3}.sock)"
     echo "$dir/env"
-}
-
-# Is PID still the process we started (same command name)? Guards against recycled PIDs.
-is_ours() {
-    [[ "$(cat "/proc/$1/comm" 2>/dev/null)" == "$2" ]] && is_running "$1"
 }
 
 cmd_stop() {

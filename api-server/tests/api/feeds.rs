@@ -7,23 +7,6 @@ use sns_api::kv::Kv;
 
 use crate::helpers::{RedisBackend, TestApp, TestUser};
 
-macro_rules! on_both_redis {
-    ($($name:ident),* $(,)?) => {
-        mod standalone {
-            $(#[tokio::test]
-            async fn $name() {
-                super::$name(crate::helpers::RedisBackend::Standalone).await;
-            })*
-        }
-        mod cluster {
-            $(#[tokio::test]
-            async fn $name() {
-                super::$name(crate::helpers::RedisBackend::Cluster).await;
-            })*
-        }
-    };
-}
-
 on_both_redis!(
     feed_shows_own_and_followed_posts_newest_first,
     paging_past_the_cap_continues_from_mysql_without_gap_or_duplicate,

@@ -10,23 +10,6 @@ use serde_json::Value;
 
 use crate::helpers::{RedisBackend, TestApp};
 
-macro_rules! on_both_redis {
-    ($($name:ident),* $(,)?) => {
-        mod standalone {
-            $(#[tokio::test]
-            async fn $name() {
-                super::$name(crate::helpers::RedisBackend::Standalone).await;
-            })*
-        }
-        mod cluster {
-            $(#[tokio::test]
-            async fn $name() {
-                super::$name(crate::helpers::RedisBackend::Cluster).await;
-            })*
-        }
-    };
-}
-
 on_both_redis!(
     like_and_unlike_are_idempotent_and_counted,
     concurrent_likes_count_exactly_and_survive_redis_losing_its_data,

@@ -5,6 +5,25 @@
 // themselves, so clippy's allowance for tests does not reach them; the whole binary is tests.
 #![allow(clippy::unwrap_used)]
 
+/// Runs each named scenario `fn(RedisBackend)` as two tests: on the standalone Redis and on
+/// the 6-node cluster.
+macro_rules! on_both_redis {
+    ($($name:ident),* $(,)?) => {
+        mod standalone {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name(crate::helpers::RedisBackend::Standalone).await;
+            })*
+        }
+        mod cluster {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name(crate::helpers::RedisBackend::Cluster).await;
+            })*
+        }
+    };
+}
+
 mod comments;
 mod errors;
 mod feeds;
