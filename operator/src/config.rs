@@ -25,7 +25,11 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the controller (in a pod, or against the current kubeconfig).
-    Run,
+    Run {
+        /// Where `/metrics` is served.
+        #[arg(long, env = "OPERATOR_METRICS_ADDR", default_value = "0.0.0.0:9090")]
+        metrics_addr: std::net::SocketAddr,
+    },
     /// Print every object an SnsCluster stands for, as YAML, without a cluster.
     Render {
         /// The SnsCluster manifest (YAML).

@@ -26,6 +26,7 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use crate::crd::{ApiStatus, Condition, SnsCluster, SnsClusterStatus};
+use crate::metrics::Metrics;
 use crate::reconcile::build::{BuildError, build_cluster};
 
 /// Field manager of every server-side apply the operator makes.
@@ -68,15 +69,19 @@ impl Error {
 pub struct Context {
     /// Kubernetes client.
     pub client: Client,
+    /// Operator metrics.
+    pub metrics: Arc<Metrics>,
 }
 
 /// Runs the controller until `shutdown` completes.
 pub async fn run(
     client: Client,
+    metrics: Arc<Metrics>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let context = Arc::new(Context {
         client: client.clone(),
+        metrics,
     });
     let config = watcher::Config::default();
     Controller::new(Api::<SnsCluster>::all(client.clone()), config.clone())
@@ -97,6 +102,24 @@ pub async fn run(
 
 /// Brings one cluster's children and status in line with its spec.
 pub async fn reconcile(cluster: Arc<SnsCluster>, context: Arc<Context>) -> Result<Action, Error> {
+    let started = std::time::Instant::now();
+    context.metrics.reconciles.inc();
+    let result = reconcile_cluster(&cluster, &context).await;
+    context
+        .metrics
+        .reconcile_seconds
+        .observe(started.elapsed().as_secs_f64());
+    if let Err(error) = &result {
+        context
+            .metrics
+            .reconcile_errors
+            .with_label_values(&[error.metric_label()])
+            .inc();
+    }
+    result
+}
+
+async fn reconcile_cluster(cluster: &SnsCluster, context: &Context) -> Result<Action, Error> {
     let namespace = cluster
         .namespace()
         .ok_or_else(|| Error::Validate("an SnsCluster must be namespaced".into()))?;
@@ -105,25 +128,36 @@ pub async fn reconcile(cluster: Arc<SnsCluster>, context: Arc<Context>) -> Resul
         return Ok(Action::await_change());
     }
     let client = &context.client;
-    ensure_secrets(client, &cluster, &namespace).await?;
-    let objects = build_cluster(&cluster, true)?;
+    let label = format!("{namespace}/{}", cluster.name_any());
+    let target = Target {
+        context,
+        namespace: &namespace,
+        label: &label,
+    };
+    ensure_secrets(client, cluster, &namespace).await?;
+    let objects = build_cluster(cluster, true)?;
     for object in &objects.config_maps {
-        apply(client, &namespace, object).await?;
+        target.apply(object).await?;
     }
     for object in &objects.services {
-        apply(client, &namespace, object).await?;
+        target.apply(object).await?;
     }
     for object in &objects.stateful_sets {
-        apply(client, &namespace, object).await?;
+        target.apply(object).await?;
     }
     for object in &objects.deployments {
-        apply(client, &namespace, object).await?;
+        target.apply(object).await?;
     }
     for object in &objects.disruption_budgets {
-        apply(client, &namespace, object).await?;
+        target.apply(object).await?;
     }
-    let status = observe(client, &cluster, &namespace).await;
+    let status = observe(client, cluster, &namespace).await;
     if cluster.status.as_ref() != Some(&status) {
+        context
+            .metrics
+            .patches
+            .with_label_values(&[label.as_str(), "SnsCluster/status"])
+            .inc();
         Api::<SnsCluster>::namespaced(client.clone(), &namespace)
             .patch_status(
                 &cluster.name_any(),
@@ -158,27 +192,73 @@ pub fn error_policy(cluster: Arc<SnsCluster>, error: &Error, _context: Arc<Conte
     }
 }
 
-async fn apply<K>(client: &Client, namespace: &str, object: &K) -> Result<(), Error>
-where
-    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
-        + Serialize
-        + DeserializeOwned
-        + Clone
-        + std::fmt::Debug,
-{
-    let name = object.meta().name.clone().unwrap_or_default();
-    Api::<K>::namespaced(client.clone(), namespace)
-        .patch(
+/// Where one reconcile applies its objects.
+struct Target<'a> {
+    context: &'a Context,
+    namespace: &'a str,
+    /// `namespace/name` of the cluster, for metrics.
+    label: &'a str,
+}
+
+impl Target<'_> {
+    /// Server-side applies `object` unless the live object already holds every field of it,
+    /// so a cluster at rest costs reads, never writes.
+    async fn apply<K>(&self, object: &K) -> Result<(), Error>
+    where
+        K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+            + Serialize
+            + DeserializeOwned
+            + Clone
+            + std::fmt::Debug,
+    {
+        let name = object.meta().name.clone().unwrap_or_default();
+        let kind = K::kind(&()).to_string();
+        let error = |source| Error::Apply {
+            what: format!("{kind} {name}"),
+            source,
+        };
+        let api = Api::<K>::namespaced(self.context.client.clone(), self.namespace);
+        let desired =
+            serde_json::to_value(object).map_err(|e| error(kube::Error::SerdeError(e)))?;
+        if let Some(live) = api.get_opt(&name).await.map_err(error)? {
+            let live =
+                serde_json::to_value(&live).map_err(|e| error(kube::Error::SerdeError(e)))?;
+            if is_subset(&desired, &live) {
+                return Ok(());
+            }
+        }
+        self.context
+            .metrics
+            .patches
+            .with_label_values(&[self.label, kind.as_str()])
+            .inc();
+        api.patch(
             &name,
             &PatchParams::apply(FIELD_MANAGER).force(),
             &Patch::Apply(object),
         )
         .await
-        .map_err(|source| Error::Apply {
-            what: format!("{} {name}", K::kind(&())),
-            source,
-        })?;
-    Ok(())
+        .map_err(error)?;
+        Ok(())
+    }
+}
+
+/// Whether every field of `desired` is in `live` with the same value (the API server adds
+/// defaults and normalises quantities, so `live` may hold more and spell numbers as text).
+pub fn is_subset(desired: &serde_json::Value, live: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match (desired, live) {
+        (Value::Object(d), Value::Object(l)) => d
+            .iter()
+            .all(|(key, value)| l.get(key).is_some_and(|other| is_subset(value, other))),
+        (Value::Array(d), Value::Array(l)) => {
+            d.len() == l.len() && d.iter().zip(l).all(|(x, y)| is_subset(x, y))
+        }
+        _ => {
+            desired == live
+                || desired.to_string().trim_matches('"') == live.to_string().trim_matches('"')
+        }
+    }
 }
 
 /// Creates the cluster's generated secrets when absent; an existing secret is never touched

@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
@@ -15,6 +15,7 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{DeleteParams, PostParams};
 use kube::{Api, Client};
 use sns_operator::crd::SnsCluster;
+use sns_operator::metrics::Metrics;
 
 fn env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| {
@@ -47,27 +48,32 @@ fn kubectl(args: &[&str]) -> (bool, String) {
 }
 
 /// Installs the CRD from `crds/` (which also tests the generated YAML) and starts one
-/// controller for this test binary, on a runtime of its own.
-fn start_operator() {
-    static STARTED: OnceLock<()> = OnceLock::new();
-    STARTED.get_or_init(|| {
-        let (ok, out) = kubectl(&["apply", "--server-side", "-f", "crds/"]);
-        assert!(ok, "installing the CRD: {out}");
-        let (ok, out) = kubectl(&[
-            "wait",
-            "--for=condition=Established",
-            "--timeout=30s",
-            "crd/snsclusters.sns-platform.dev",
-        ]);
-        assert!(ok, "the CRD is established: {out}");
-        std::thread::spawn(|| {
-            let runtime = tokio::runtime::Runtime::new().unwrap();
-            runtime.block_on(async {
-                let client = client().await;
-                sns_operator::controller::run(client, std::future::pending()).await;
+/// controller for this test binary, on a runtime of its own; returns its metrics.
+fn start_operator() -> Arc<Metrics> {
+    static STARTED: OnceLock<Arc<Metrics>> = OnceLock::new();
+    STARTED
+        .get_or_init(|| {
+            let (ok, out) = kubectl(&["apply", "--server-side", "-f", "crds/"]);
+            assert!(ok, "installing the CRD: {out}");
+            let (ok, out) = kubectl(&[
+                "wait",
+                "--for=condition=Established",
+                "--timeout=30s",
+                "crd/snsclusters.sns-platform.dev",
+            ]);
+            assert!(ok, "the CRD is established: {out}");
+            let metrics = Arc::new(Metrics::new().unwrap());
+            let shared = metrics.clone();
+            std::thread::spawn(move || {
+                let runtime = tokio::runtime::Runtime::new().unwrap();
+                runtime.block_on(async {
+                    let client = client().await;
+                    sns_operator::controller::run(client, shared, std::future::pending()).await;
+                });
             });
-        });
-    });
+            metrics
+        })
+        .clone()
 }
 
 async fn client() -> Client {
@@ -451,5 +457,58 @@ async fn a_paused_cluster_gets_no_writes_until_unpaused() {
         ns.api::<Deployment>().get_opt("quiet-api").await.unwrap()
     })
     .await;
+    ns.delete().await;
+}
+
+#[tokio::test]
+async fn a_cluster_at_rest_gets_no_writes_for_60_seconds() {
+    let ns = TestNamespace::new().await;
+    let metrics = start_operator();
+    let (ok, out) = kubectl(&[
+        "apply",
+        "-n",
+        &ns.name,
+        "-f",
+        "manifests/examples/minimal.yaml",
+    ]);
+    assert!(ok, "{out}");
+    let clusters = ns.api::<SnsCluster>();
+    eventually(90, "Ready=True", || async {
+        let status = clusters.get("minimal").await.unwrap().status?;
+        status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True")
+            .then_some(())
+    })
+    .await;
+    // Let the last pod and status events settle, then watch a quiet minute.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let versions = || async {
+        let (ok, out) = kubectl(&[
+            "get",
+            "-n",
+            &ns.name,
+            "snscluster,deployment,statefulset,service,configmap,secret,poddisruptionbudget",
+            "-o",
+            "jsonpath={range .items[*]}{.kind}/{.metadata.name}={.metadata.resourceVersion} {end}",
+        ]);
+        assert!(ok, "{out}");
+        out
+    };
+    let label = format!("{}/minimal", ns.name);
+    let before = versions().await;
+    let patches_before = metrics.patches_for(&label);
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert_eq!(versions().await, before, "no object changed");
+    assert_eq!(
+        metrics.patches_for(&label),
+        patches_before,
+        "no patch was sent"
+    );
+    assert!(
+        patches_before > 0,
+        "the cluster was built by patches counted here"
+    );
     ns.delete().await;
 }

@@ -284,8 +284,12 @@ cmd_start() {
     # kwok manages only nodes annotated kwok.x-k8s.io/node=fake (ours), and the pods bound to
     # them. Its own server (healthz, and the node's "kubelet" port) is on kwok_port. kwok
     # also reads ~/.kwok/kwok.yaml if there is one: HOME is its own directory, so it cannot.
+    # The heartbeat-with-lease stage patches node status only about once a minute, longer
+    # than the controller-manager's grace period: without leases renewed by kwok the nodes
+    # flap NotReady and every pod's readiness with them.
     HOME="$dir/kwok" launch "$dir" kwok "$dir/kwok/kwok.log" "$K8S_BIN/kwok" \
         --kubeconfig="$KUBECONFIG_FILE" "${stage_files[@]}" \
+        --node-lease-duration-seconds=40 \
         --manage-all-nodes=false \
         --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake \
         --cidr="$POD_CIDR" --node-ip=127.0.0.1 --node-port="$kwok_port" \
