@@ -101,7 +101,7 @@ pub async fn list_followers(
     before: u64,
     limit: u32,
 ) -> sqlx::Result<Vec<UserSummary>> {
-    let rows: Vec<(u64, String, Option<String>)> = sqlx::query_as(
+    sqlx::query_as(
         "SELECT u.id, u.username, u.avatar_url FROM follows f JOIN users u ON u.id = f.follower_id \
          WHERE f.followee_id = ? AND f.follower_id < ? ORDER BY f.follower_id DESC LIMIT ?",
     )
@@ -109,8 +109,7 @@ pub async fn list_followers(
     .bind(before)
     .bind(limit)
     .fetch_all(conn)
-    .await?;
-    Ok(rows.into_iter().map(summary).collect())
+    .await
 }
 
 /// Users `user_id` follows with ids below `before`, highest id first.
@@ -120,7 +119,7 @@ pub async fn list_following(
     before: u64,
     limit: u32,
 ) -> sqlx::Result<Vec<UserSummary>> {
-    let rows: Vec<(u64, String, Option<String>)> = sqlx::query_as(
+    sqlx::query_as(
         "SELECT u.id, u.username, u.avatar_url FROM follows f JOIN users u ON u.id = f.followee_id \
          WHERE f.follower_id = ? AND f.followee_id < ? ORDER BY f.followee_id DESC LIMIT ?",
     )
@@ -128,14 +127,5 @@ pub async fn list_following(
     .bind(before)
     .bind(limit)
     .fetch_all(conn)
-    .await?;
-    Ok(rows.into_iter().map(summary).collect())
-}
-
-fn summary((id, username, avatar_url): (u64, String, Option<String>)) -> UserSummary {
-    UserSummary {
-        id,
-        username,
-        avatar_url,
-    }
+    .await
 }

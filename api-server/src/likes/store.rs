@@ -93,7 +93,7 @@ pub async fn list_likers(
     before: u64,
     limit: u32,
 ) -> sqlx::Result<Vec<UserSummary>> {
-    let rows: Vec<(u64, String, Option<String>)> = sqlx::query_as(
+    sqlx::query_as(
         "SELECT u.id, u.username, u.avatar_url FROM post_likes l JOIN users u ON u.id = l.user_id \
          WHERE l.post_id = ? AND l.user_id < ? ORDER BY l.user_id DESC LIMIT ?",
     )
@@ -101,15 +101,7 @@ pub async fn list_likers(
     .bind(before)
     .bind(limit)
     .fetch_all(conn)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(id, username, avatar_url)| UserSummary {
-            id,
-            username,
-            avatar_url,
-        })
-        .collect())
+    .await
 }
 
 /// The oldest committed like events: `(event id, post id)`.

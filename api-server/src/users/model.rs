@@ -151,7 +151,7 @@ pub struct UserProfile {
 }
 
 /// The short author block embedded in posts and comments.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
 pub struct UserSummary {
     /// User id.
     pub id: u64,
