@@ -15,6 +15,7 @@ use crate::db::Db;
 use crate::feed::service::FeedRuntime;
 use crate::http::auth::TokenKeys;
 use crate::kv::Kv;
+use crate::likes::writer::LikeWriter;
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
 use crate::state::AppState;
@@ -39,10 +40,12 @@ impl App {
             db.migrate().await?;
         }
         let kv = Kv::connect(&config.redis).context("configuring Redis")?;
+        let (likes, like_queue) = LikeWriter::new();
         let state = AppState {
             db,
             kv: kv.clone(),
             feed: Arc::new(FeedRuntime::default()),
+            likes,
             rate_limiter: Arc::new(RateLimiter::new(config.rate_limits.clone(), kv.clone())),
             tokens: Arc::new(TokenKeys::from_config(&config.auth)),
             metrics: Arc::new(Metrics::new().context("registering metrics")?),
@@ -60,6 +63,11 @@ impl App {
                 stop_background.clone(),
             ));
         }
+        background.spawn(crate::likes::writer::run_like_writer(
+            state.clone(),
+            like_queue,
+            stop_background.clone(),
+        ));
         background.spawn(crate::likes::flush::run_like_flusher(
             state.clone(),
             LIKE_FLUSH_INTERVAL,

@@ -7,6 +7,7 @@ use crate::db::Db;
 use crate::feed::service::FeedRuntime;
 use crate::http::auth::TokenKeys;
 use crate::kv::Kv;
+use crate::likes::writer::LikeWriter;
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
 
@@ -21,6 +22,8 @@ pub struct AppState {
     pub feed: Arc<FeedRuntime>,
     /// Access-token signing and verification keys.
     pub tokens: Arc<TokenKeys>,
+    /// Queue of like changes, stored in groups.
+    pub likes: LikeWriter,
     /// Rate limits and their counters.
     pub rate_limiter: Arc<RateLimiter>,
     /// Prometheus registry and the API's metrics.

@@ -1,8 +1,9 @@
 //! Likes: `PUT|DELETE /posts/{id}/like`, `GET /posts/{id}/likes`.
 //!
 //! ```text
-//! like ─► INSERT IGNORE post_likes + append like_events (one MySQL transaction)
-//!      └► INCRBY likes:delta:{post} in Redis before the commit (shown count moves at once)
+//! likes ─► gathered by the writer task (`writer.rs`) into one MySQL transaction:
+//!           insert/delete post_likes + append like_events, INCRBY likes:delta:{post} in
+//!           Redis before the commit (shown count moves at once), one commit for the group
 //! flusher ─► every interval: like_count = COUNT(post_likes) for posts with events,
 //!            DEL their deltas, delete the events it read
 //! ```
@@ -14,6 +15,7 @@ pub mod flush;
 pub mod handlers;
 pub mod model;
 pub mod store;
+pub mod writer;
 
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;

@@ -6,59 +6,95 @@ use sqlx::{MySqlConnection, MySqlExecutor};
 
 use crate::users::model::UserSummary;
 
-/// Adds a like if absent and marks the post for a recount; returns whether it was added.
-pub async fn insert_like(
-    tx: &mut MySqlConnection,
-    post_id: u64,
-    user_id: u64,
-    now: DateTime<Utc>,
-) -> sqlx::Result<bool> {
-    let inserted = sqlx::query(
-        "INSERT IGNORE INTO post_likes (post_id, user_id, created_at) VALUES (?, ?, ?)",
-    )
-    .bind(post_id)
-    .bind(user_id)
-    .bind(now)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected()
-        == 1;
-    if inserted {
-        append_event(tx, post_id, now).await?;
+/// Of `post_ids`, those that exist and are not deleted.
+pub async fn list_live_posts(
+    conn: &mut MySqlConnection,
+    post_ids: &[u64],
+) -> sqlx::Result<Vec<u64>> {
+    if post_ids.is_empty() {
+        return Ok(Vec::new());
     }
-    Ok(inserted)
-}
-
-/// Removes a like if present and marks the post for a recount; returns whether it existed.
-pub async fn delete_like(
-    tx: &mut MySqlConnection,
-    post_id: u64,
-    user_id: u64,
-    now: DateTime<Utc>,
-) -> sqlx::Result<bool> {
-    let deleted = sqlx::query("DELETE FROM post_likes WHERE post_id = ? AND user_id = ?")
-        .bind(post_id)
-        .bind(user_id)
-        .execute(&mut *tx)
+    let placeholders = vec!["?"; post_ids.len()].join(",");
+    let sql = format!("SELECT id FROM posts WHERE id IN ({placeholders}) AND deleted_at IS NULL");
+    let mut query = sqlx::query_as::<_, (u64,)>(sqlx::AssertSqlSafe(sql));
+    for id in post_ids {
+        query = query.bind(id);
+    }
+    Ok(query
+        .fetch_all(&mut *conn)
         .await?
-        .rows_affected()
-        == 1;
-    if deleted {
-        append_event(tx, post_id, now).await?;
-    }
-    Ok(deleted)
+        .into_iter()
+        .map(|(id,)| id)
+        .collect())
 }
 
-async fn append_event(
-    tx: &mut MySqlConnection,
-    post_id: u64,
+/// Of `(post_id, user_id)` pairs, those that are likes, locked until the transaction ends
+/// (another API replica storing the same pairs waits instead of double-counting).
+pub async fn lock_existing_likes(
+    conn: &mut MySqlConnection,
+    pairs: &[(u64, u64)],
+) -> sqlx::Result<Vec<(u64, u64)>> {
+    if pairs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let tuples = vec!["(?, ?)"; pairs.len()].join(",");
+    let sql = format!(
+        "SELECT post_id, user_id FROM post_likes WHERE (post_id, user_id) IN ({tuples}) FOR UPDATE"
+    );
+    let mut query = sqlx::query_as::<_, (u64, u64)>(sqlx::AssertSqlSafe(sql));
+    for (post_id, user_id) in pairs {
+        query = query.bind(post_id).bind(user_id);
+    }
+    query.fetch_all(&mut *conn).await
+}
+
+/// Inserts likes (pairs known to be absent; a duplicate is ignored all the same).
+pub async fn insert_likes(
+    conn: &mut MySqlConnection,
+    pairs: &[(u64, u64)],
     now: DateTime<Utc>,
 ) -> sqlx::Result<()> {
-    sqlx::query("INSERT INTO like_events (post_id, created_at) VALUES (?, ?)")
-        .bind(post_id)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+    if pairs.is_empty() {
+        return Ok(());
+    }
+    let mut builder =
+        sqlx::QueryBuilder::new("INSERT IGNORE INTO post_likes (post_id, user_id, created_at) ");
+    builder.push_values(pairs, |mut row, (post_id, user_id)| {
+        row.push_bind(*post_id).push_bind(*user_id).push_bind(now);
+    });
+    builder.build().execute(&mut *conn).await?;
+    Ok(())
+}
+
+/// Deletes likes.
+pub async fn delete_likes(conn: &mut MySqlConnection, pairs: &[(u64, u64)]) -> sqlx::Result<()> {
+    if pairs.is_empty() {
+        return Ok(());
+    }
+    let tuples = vec!["(?, ?)"; pairs.len()].join(",");
+    let sql = format!("DELETE FROM post_likes WHERE (post_id, user_id) IN ({tuples})");
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for (post_id, user_id) in pairs {
+        query = query.bind(post_id).bind(user_id);
+    }
+    query.execute(&mut *conn).await?;
+    Ok(())
+}
+
+/// Appends one like event per post whose likes changed.
+pub async fn append_events(
+    conn: &mut MySqlConnection,
+    post_ids: &[u64],
+    now: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    if post_ids.is_empty() {
+        return Ok(());
+    }
+    let mut builder = sqlx::QueryBuilder::new("INSERT INTO like_events (post_id, created_at) ");
+    builder.push_values(post_ids, |mut row, post_id| {
+        row.push_bind(*post_id).push_bind(now);
+    });
+    builder.build().execute(&mut *conn).await?;
     Ok(())
 }
 
@@ -142,17 +178,4 @@ pub async fn delete_like_events(conn: impl MySqlExecutor<'_>, ids: &[u64]) -> sq
     }
     query.execute(conn).await?;
     Ok(())
-}
-
-/// A post's stored like count, if the post is live.
-pub async fn find_like_count(
-    conn: impl MySqlExecutor<'_>,
-    post_id: u64,
-) -> sqlx::Result<Option<u64>> {
-    let row: Option<(u64,)> =
-        sqlx::query_as("SELECT like_count FROM posts WHERE id = ? AND deleted_at IS NULL")
-            .bind(post_id)
-            .fetch_optional(conn)
-            .await?;
-    Ok(row.map(|(count,)| count))
 }

@@ -1,0 +1,229 @@
+//! Likes written in groups: concurrent like/unlike requests are gathered by one task and
+//! stored in one MySQL transaction (one durable commit for many likes), then every request
+//! gets its answer. A hot post's likers thus share commits instead of queueing on them.
+//!
+//! ```text
+//! request ─► channel ─► writer task: take what is waiting (up to MAX_BATCH)
+//!                         ├ which posts are live, which likes exist (one query each)
+//!                         ├ insert new likes, delete withdrawn ones, append like_events
+//!                         ├ Redis deltas (one INCRBY per post), commit
+//!                         └ count per post (stored + delta), answer each request
+//! ```
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use sqlx::MySqlConnection;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use super::{cache, store};
+use crate::state::AppState;
+
+/// Most requests stored in one transaction.
+const MAX_BATCH: usize = 512;
+/// Requests waiting for the writer before senders wait too.
+const QUEUE: usize = 4096;
+
+/// What one request asks.
+#[derive(Debug)]
+pub struct LikeChange {
+    /// The post.
+    pub post_id: u64,
+    /// The caller.
+    pub user_id: u64,
+    /// Like (true) or unlike (false).
+    pub like: bool,
+    /// Where the outcome goes.
+    pub reply: oneshot::Sender<LikeOutcome>,
+}
+
+/// The outcome of one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LikeOutcome {
+    /// Stored; the post's like count after the group it was stored in.
+    Stored { like_count: u64 },
+    /// The post does not exist or was deleted.
+    PostNotFound,
+    /// The database failed; nothing of the group was stored.
+    Failed,
+}
+
+/// The sending side, held by the app state.
+#[derive(Clone, Debug)]
+pub struct LikeWriter {
+    sender: mpsc::Sender<LikeChange>,
+}
+
+impl LikeWriter {
+    /// A writer and the receiving end its task consumes.
+    pub fn new() -> (Self, mpsc::Receiver<LikeChange>) {
+        let (sender, receiver) = mpsc::channel(QUEUE);
+        (Self { sender }, receiver)
+    }
+
+    /// Queues a change and waits for its outcome.
+    pub async fn change(&self, post_id: u64, user_id: u64, like: bool) -> LikeOutcome {
+        let (reply, outcome) = oneshot::channel();
+        let change = LikeChange {
+            post_id,
+            user_id,
+            like,
+            reply,
+        };
+        if self.sender.send(change).await.is_err() {
+            return LikeOutcome::Failed;
+        }
+        outcome.await.unwrap_or(LikeOutcome::Failed)
+    }
+}
+
+/// Stores queued changes in groups until `shutdown` (then finishes what is queued).
+pub async fn run_like_writer(
+    state: AppState,
+    mut receiver: mpsc::Receiver<LikeChange>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let first = tokio::select! {
+            change = receiver.recv() => change,
+            () = shutdown.cancelled() => {
+                receiver.close();
+                receiver.recv().await
+            }
+        };
+        let Some(first) = first else {
+            return;
+        };
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match receiver.try_recv() {
+                Ok(change) => batch.push(change),
+                Err(_) => break,
+            }
+        }
+        store_batch(&state, batch).await;
+    }
+}
+
+async fn store_batch(state: &AppState, batch: Vec<LikeChange>) {
+    let outcomes = match try_store_batch(state, &batch).await {
+        Ok(outcomes) => outcomes,
+        Err(error) => {
+            tracing::warn!(%error, changes = batch.len(), "storing a group of likes failed");
+            vec![LikeOutcome::Failed; batch.len()]
+        }
+    };
+    for (change, outcome) in batch.into_iter().zip(outcomes) {
+        // A request that gave up (client gone) no longer listens: nothing to do.
+        let _ = change.reply.send(outcome);
+    }
+}
+
+async fn try_store_batch(
+    state: &AppState,
+    batch: &[LikeChange],
+) -> anyhow::Result<Vec<LikeOutcome>> {
+    let post_ids: BTreeSet<u64> = batch.iter().map(|c| c.post_id).collect();
+    let post_ids: Vec<u64> = post_ids.into_iter().collect();
+    let now = crate::db::now();
+    let mut tx = state.db.writer().begin().await?;
+    let live: BTreeSet<u64> = store::list_live_posts(&mut tx, &post_ids)
+        .await?
+        .into_iter()
+        .collect();
+    let pairs: Vec<(u64, u64)> = batch
+        .iter()
+        .filter(|c| live.contains(&c.post_id))
+        .map(|c| (c.post_id, c.user_id))
+        .collect();
+    let existing: BTreeSet<(u64, u64)> = store::lock_existing_likes(&mut tx, &pairs)
+        .await?
+        .into_iter()
+        .collect();
+
+    // Apply the changes in arrival order to the state each pair starts in.
+    let mut state_of: BTreeMap<(u64, u64), bool> = pairs
+        .iter()
+        .map(|pair| (*pair, existing.contains(pair)))
+        .collect();
+    for change in batch.iter().filter(|c| live.contains(&c.post_id)) {
+        state_of.insert((change.post_id, change.user_id), change.like);
+    }
+    let mut added = Vec::new();
+    let mut removed = Vec::new();
+    let mut deltas: HashMap<u64, i64> = HashMap::new();
+    for (pair, liked) in &state_of {
+        match (existing.contains(pair), *liked) {
+            (false, true) => {
+                added.push(*pair);
+                *deltas.entry(pair.0).or_default() += 1;
+            }
+            (true, false) => {
+                removed.push(*pair);
+                *deltas.entry(pair.0).or_default() -= 1;
+            }
+            _ => {}
+        }
+    }
+    store::insert_likes(&mut tx, &added, now).await?;
+    store::delete_likes(&mut tx, &removed).await?;
+    let changed_posts: Vec<u64> = deltas.keys().copied().collect();
+    store::append_events(&mut tx, &changed_posts, now).await?;
+    // Deltas go to Redis before the commit: once the flusher sees these events, the delta it
+    // clears after its recount already holds them. Best effort: the likes are in MySQL.
+    let mut recorded = Vec::new();
+    if let Some(kv) = &state.kv {
+        for (post_id, delta) in &deltas {
+            match cache::add_delta(kv, *post_id, *delta).await {
+                Ok(()) => recorded.push((*post_id, *delta)),
+                Err(error) => tracing::warn!(%error, post_id, "cannot record a like delta"),
+            }
+        }
+    }
+    if let Err(error) = tx.commit().await {
+        if let Some(kv) = &state.kv {
+            for (post_id, delta) in recorded {
+                let _ = cache::add_delta(kv, post_id, -delta).await;
+            }
+        }
+        return Err(error.into());
+    }
+    let counts = current_counts(state, &post_ids, &live).await?;
+    Ok(batch
+        .iter()
+        .map(|change| match counts.get(&change.post_id) {
+            Some(like_count) => LikeOutcome::Stored {
+                like_count: *like_count,
+            },
+            None => LikeOutcome::PostNotFound,
+        })
+        .collect())
+}
+
+/// Stored count plus pending delta of each live post.
+async fn current_counts(
+    state: &AppState,
+    post_ids: &[u64],
+    live: &BTreeSet<u64>,
+) -> anyhow::Result<HashMap<u64, u64>> {
+    let live_ids: Vec<u64> = post_ids
+        .iter()
+        .copied()
+        .filter(|id| live.contains(id))
+        .collect();
+    let mut conn: sqlx::pool::PoolConnection<sqlx::MySql> = state.db.writer().acquire().await?;
+    let conn: &mut MySqlConnection = &mut conn;
+    let stored = crate::posts::store::find_post_counts(&mut *conn, &live_ids).await?;
+    let deltas = match &state.kv {
+        Some(kv) => cache::get_deltas(kv, &live_ids).await.unwrap_or_default(),
+        None => Vec::new(),
+    };
+    let delta_of: HashMap<u64, i64> = live_ids.iter().copied().zip(deltas).collect();
+    Ok(stored
+        .into_iter()
+        .map(|(id, like_count, _)| {
+            let delta = delta_of.get(&id).copied().unwrap_or(0);
+            (id, like_count.saturating_add_signed(delta))
+        })
+        .collect())
+}
