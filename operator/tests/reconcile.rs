@@ -14,7 +14,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{DeleteParams, PostParams};
 use kube::{Api, Client};
-use sns_operator::crd::SnsCluster;
+use sns_operator::crd::{SnsCluster, SnsClusterStatus};
 use sns_operator::metrics::Metrics;
 
 fn env(name: &str) -> String {
@@ -169,6 +169,19 @@ where
     }
 }
 
+/// Waits until the cluster reports Ready=True and returns that status.
+async fn wait_until_ready(clusters: &Api<SnsCluster>, name: &str) -> SnsClusterStatus {
+    eventually(90, "Ready=True", || async {
+        let status = clusters.get(name).await.unwrap().status?;
+        status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True")
+            .then_some(status)
+    })
+    .await
+}
+
 #[tokio::test]
 async fn applying_the_minimal_example_creates_every_child_and_reaches_ready() {
     let ns = TestNamespace::new().await;
@@ -230,16 +243,7 @@ async fn applying_the_minimal_example_creates_every_child_and_reaches_ready() {
 
     // KWOK runs the pods and binds the volumes: the cluster becomes Ready.
     let clusters = ns.api::<SnsCluster>();
-    let status = eventually(90, "Ready=True", || async {
-        let cluster = clusters.get("minimal").await.unwrap();
-        let status = cluster.status?;
-        status
-            .conditions
-            .iter()
-            .any(|c| c.type_ == "Ready" && c.status == "True")
-            .then_some(status)
-    })
-    .await;
+    let status = wait_until_ready(&clusters, "minimal").await;
     assert_eq!(status.observed_generation, Some(1));
     assert_eq!(status.api.ready_replicas, 2);
     for type_ in [
@@ -473,15 +477,7 @@ async fn a_cluster_at_rest_gets_no_writes_for_60_seconds() {
     ]);
     assert!(ok, "{out}");
     let clusters = ns.api::<SnsCluster>();
-    eventually(90, "Ready=True", || async {
-        let status = clusters.get("minimal").await.unwrap().status?;
-        status
-            .conditions
-            .iter()
-            .any(|c| c.type_ == "Ready" && c.status == "True")
-            .then_some(())
-    })
-    .await;
+    wait_until_ready(&clusters, "minimal").await;
     // Let the last pod and status events settle, then watch a quiet minute.
     tokio::time::sleep(Duration::from_secs(5)).await;
     let versions = || async {
