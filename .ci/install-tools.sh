@@ -20,7 +20,7 @@ SCHEMATHESIS_VERSION=4.32.5
 SCHEMATHESIS_VENV="$SNS_TOOLS_DIR/venv-schemathesis"
 
 APT_PACKAGES=(mariadb-server mariadb-client redis-server redis-tools prometheus
-    prometheus-alertmanager curl ca-certificates python3-venv)
+    prometheus-alertmanager curl ca-certificates python3-venv openssl util-linux)
 
 log() { printf '[install-tools %s] %s\n' "$(date +%T)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -42,7 +42,8 @@ python_for_venv() {
 
 install_apt() {
     local missing=() b
-    for b in mariadbd mariadb mariadb-install-db redis-server redis-cli promtool amtool curl; do
+    # openssl and flock (util-linux) serve the control-plane script (certificates, port lock).
+    for b in mariadbd mariadb mariadb-install-db redis-server redis-cli promtool amtool curl openssl flock; do
         command -v "$b" >/dev/null || missing+=("$b")
     done
     # The venv step needs ensurepip, which Debian ships separately (python3-venv).
