@@ -185,6 +185,32 @@ fn lazy_pool(
         .connect_lazy_with(options))
 }
 
+/// Runs a query that returns one id column, where `{ids}` in `sql` stands for one `?` per
+/// entry of `ids`; `leading` values are bound before the list and `trailing` ones after it.
+/// An empty `ids` returns nothing without asking MySQL (`IN ()` is not valid SQL).
+pub async fn fetch_ids_in(
+    conn: impl sqlx::MySqlExecutor<'_>,
+    sql: &str,
+    leading: &[u64],
+    ids: &[u64],
+    trailing: &[u64],
+) -> Result<Vec<u64>, sqlx::Error> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = sql.replace("{ids}", &vec!["?"; ids.len()].join(","));
+    let mut query = sqlx::query_as::<_, (u64,)>(sqlx::AssertSqlSafe(sql));
+    for value in leading.iter().chain(ids).chain(trailing) {
+        query = query.bind(value);
+    }
+    Ok(query
+        .fetch_all(conn)
+        .await?
+        .into_iter()
+        .map(|(id,)| id)
+        .collect())
+}
+
 /// The current time at the precision MySQL stores (`DATETIME(6)`), so a value written and
 /// read back compares equal.
 pub fn now() -> chrono::DateTime<chrono::Utc> {

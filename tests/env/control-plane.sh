@@ -338,53 +338,6 @@ EOF
     echo "$dir/env"
 }
 
-# stop_group ENTRY...: TERM each "name:pid:comm" still ours, wait (bounded) for all to exit,
-# KILL what is left; fail if something survives KILL.
-stop_group() {
-    local alive=() entry name pid comm
-    for entry in "$@"; do
-        IFS=: read -r name pid comm <<<"$entry"
-        if is_ours "$pid" "$comm"; then
-            kill -TERM "$pid" 2>/dev/null || true
-            alive+=("$entry")
-        fi
-    done
-    local deadline=$((SECONDS + 15)) left
-    while :; do
-        left=()
-        for entry in "${alive[@]+"${alive[@]}"}"; do
-            IFS=: read -r name pid comm <<<"$entry"
-            is_ours "$pid" "$comm" && left+=("$entry")
-        done
-        ((${#left[@]} == 0 || SECONDS >= deadline)) && break
-        sleep 0.1
-    done
-    for entry in "${left[@]+"${left[@]}"}"; do
-        IFS=: read -r name pid comm <<<"$entry"
-        log "$name (pid $pid) did not stop on TERM within 15 s: KILL"
-        kill -KILL "$pid" 2>/dev/null || true
-    done
-    local failed=()
-    deadline=$((SECONDS + 5))
-    while :; do
-        failed=()
-        for entry in "${left[@]+"${left[@]}"}"; do
-            IFS=: read -r name pid comm <<<"$entry"
-            is_ours "$pid" "$comm" && failed+=("$name (pid $pid)")
-        done
-        ((${#failed[@]} == 0 || SECONDS >= deadline)) && break
-        sleep 0.1
-    done
-    ((${#failed[@]} == 0)) || die "still running after KILL: ${failed[*]}"
-    # Wait (bounded, not an error) for init to reap them, so that `pgrep` right after
-    # `stop` does not list <defunct> processes.
-    deadline=$((SECONDS + 5))
-    for entry in "${alive[@]+"${alive[@]}"}"; do
-        IFS=: read -r name pid comm <<<"$entry"
-        while [[ -e /proc/$pid ]] && ((SECONDS < deadline)); do sleep 0.1; done
-    done
-}
-
 cmd_stop() {
     local dir=$1 name pid comm
     if [[ ! -f $dir/pids ]]; then
@@ -397,8 +350,8 @@ cmd_stop() {
             [[ -n $pid ]] || continue
             if [[ $name == etcd ]]; then last+=("$name:$pid:$comm"); else first+=("$name:$pid:$comm"); fi
         done <"$dir/pids"
-        stop_group "${first[@]+"${first[@]}"}"
-        stop_group "${last[@]+"${last[@]}"}"
+        stop_group 15 "${first[@]+"${first[@]}"}"
+        stop_group 15 "${last[@]+"${last[@]}"}"
     fi
     if [[ ${KEEP_TESTENV:-0} == 1 ]]; then
         log "stopped; kept $dir"

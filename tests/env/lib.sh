@@ -111,3 +111,51 @@ is_running() {
 is_ours() {
     [[ "$(cat "/proc/$1/comm" 2>/dev/null)" == "$2" ]] && is_running "$1"
 }
+
+# stop_group TERM_TIMEOUT_S ENTRY...: TERM each "name:pid:comm" still ours, wait (bounded)
+# for all to exit, KILL what is left; fail if something survives KILL.
+stop_group() {
+    local term_timeout=$1 alive=() entry name pid comm
+    shift
+    for entry in "$@"; do
+        IFS=: read -r name pid comm <<<"$entry"
+        if is_ours "$pid" "$comm"; then
+            kill -TERM "$pid" 2>/dev/null || true
+            alive+=("$entry")
+        fi
+    done
+    local deadline=$((SECONDS + term_timeout)) left
+    while :; do
+        left=()
+        for entry in "${alive[@]+"${alive[@]}"}"; do
+            IFS=: read -r name pid comm <<<"$entry"
+            is_ours "$pid" "$comm" && left+=("$entry")
+        done
+        ((${#left[@]} == 0 || SECONDS >= deadline)) && break
+        sleep 0.1
+    done
+    for entry in "${left[@]+"${left[@]}"}"; do
+        IFS=: read -r name pid comm <<<"$entry"
+        log "$name (pid $pid) did not stop on TERM within $term_timeout s: KILL"
+        kill -KILL "$pid" 2>/dev/null || true
+    done
+    local failed=()
+    deadline=$((SECONDS + 5))
+    while :; do
+        failed=()
+        for entry in "${left[@]+"${left[@]}"}"; do
+            IFS=: read -r name pid comm <<<"$entry"
+            is_ours "$pid" "$comm" && failed+=("$name (pid $pid)")
+        done
+        ((${#failed[@]} == 0 || SECONDS >= deadline)) && break
+        sleep 0.1
+    done
+    ((${#failed[@]} == 0)) || die "still running after KILL: ${failed[*]}"
+    # Wait (bounded, not an error) for init to reap them, so that `pgrep` right after
+    # `stop` does not list <defunct> processes.
+    deadline=$((SECONDS + 5))
+    for entry in "${alive[@]+"${alive[@]}"}"; do
+        IFS=: read -r name pid comm <<<"$entry"
+        while [[ -e /proc/$pid ]] && ((SECONDS < deadline)); do sleep 0.1; done
+    done
+}

@@ -9,7 +9,10 @@ export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 dev_dir="${SNS_DEV_DIR:-${TMPDIR:-/tmp}/sns-dev}"
 bash .ci/install-tools.sh
 if ! bash tests/env/testenv.sh status "$dev_dir" >/dev/null 2>&1; then
-    [[ -d $dev_dir ]] && bash tests/env/testenv.sh stop "$dev_dir" >/dev/null 2>&1 || true
+    # A directory from an earlier run whose services are gone: clear it before starting.
+    if [[ -d $dev_dir ]]; then
+        bash tests/env/testenv.sh stop "$dev_dir" >/dev/null 2>&1 || true
+    fi
     bash tests/env/testenv.sh start "$dev_dir" >/dev/null
 fi
 # shellcheck disable=SC1091

@@ -390,50 +390,12 @@ cmd_stop() {
     if [[ ! -f $dir/pids ]]; then
         log "no $dir/pids: nothing to stop"
     else
-        local alive=()
+        local entries=()
         while read -r name pid comm; do
-            [[ -n $pid ]] || continue
-            if is_ours "$pid" "$comm"; then
-                kill -TERM "$pid" 2>/dev/null || true
-                alive+=("$name:$pid:$comm")
-            fi
+            [[ -n $pid ]] && entries+=("$name:$pid:$comm")
         done <"$dir/pids"
-        # A clean shutdown of mariadbd takes about a second; wait for all, bounded.
-        local deadline=$((SECONDS + 10)) left entry
-        while :; do
-            left=()
-            for entry in "${alive[@]+"${alive[@]}"}"; do
-                IFS=: read -r name pid comm <<<"$entry"
-                is_ours "$pid" "$comm" && left+=("$entry")
-            done
-            ((${#left[@]} == 0 || SECONDS >= deadline)) && break
-            sleep 0.1
-        done
-        for entry in "${left[@]+"${left[@]}"}"; do
-            IFS=: read -r name pid comm <<<"$entry"
-            log "$name (pid $pid) did not stop on TERM within 10 s: KILL"
-            kill -KILL "$pid" 2>/dev/null || true
-        done
-        # Check (bounded) that every one has exited.
-        local failed=()
-        deadline=$((SECONDS + 5))
-        while :; do
-            failed=()
-            for entry in "${left[@]+"${left[@]}"}"; do
-                IFS=: read -r name pid comm <<<"$entry"
-                is_ours "$pid" "$comm" && failed+=("$name (pid $pid)")
-            done
-            ((${#failed[@]} == 0 || SECONDS >= deadline)) && break
-            sleep 0.1
-        done
-        ((${#failed[@]} == 0)) || die "still running after KILL: ${failed[*]}"
-        # They have exited; init reaps them a moment later. Wait for that (bounded, not an
-        # error) so that `pgrep` right after `stop` does not list <defunct> servers.
-        deadline=$((SECONDS + 5))
-        for entry in "${alive[@]+"${alive[@]}"}"; do
-            IFS=: read -r name pid comm <<<"$entry"
-            while [[ -e /proc/$pid ]] && ((SECONDS < deadline)); do sleep 0.1; done
-        done
+        # A clean shutdown of mariadbd takes about a second.
+        stop_group 10 "${entries[@]+"${entries[@]}"}"
     fi
     if [[ ${KEEP_TESTENV:-0} == 1 ]]; then
         log "stopped; kept $dir"

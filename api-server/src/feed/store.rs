@@ -1,6 +1,7 @@
 //! SQL of the feed pipeline: the fan-out outbox, follower pages, and feeds read from MySQL
 //! (the source Redis feeds are rebuilt from, and the fallback when they cannot be used).
 
+use crate::db::fetch_ids_in;
 use chrono::{DateTime, Utc};
 use sqlx::{MySqlConnection, MySqlExecutor, MySqlPool};
 
@@ -67,33 +68,6 @@ pub async fn claim_outbox_jobs(
     Ok(jobs)
 }
 
-/// Claims one job by id (just created by this process), if no one holds it.
-pub async fn claim_outbox_job(
-    pool: &MySqlPool,
-    id: u64,
-    now: DateTime<Utc>,
-    lease: chrono::Duration,
-) -> sqlx::Result<Option<OutboxJob>> {
-    let claimed = sqlx::query(
-        "UPDATE feed_outbox SET available_at = ?, attempts = attempts + 1 \
-         WHERE id = ? AND available_at <= ?",
-    )
-    .bind(now + lease)
-    .bind(id)
-    .bind(now)
-    .execute(pool)
-    .await?
-    .rows_affected()
-        == 1;
-    if !claimed {
-        return Ok(None);
-    }
-    sqlx::query_as("SELECT id, post_id, author_id, attempts FROM feed_outbox WHERE id = ?")
-        .bind(id)
-        .fetch_optional(pool)
-        .await
-}
-
 /// Removes a finished job.
 pub async fn delete_outbox_job(conn: impl MySqlExecutor<'_>, id: u64) -> sqlx::Result<()> {
     sqlx::query("DELETE FROM feed_outbox WHERE id = ?")
@@ -115,14 +89,6 @@ pub async fn postpone_outbox_job(
         .execute(conn)
         .await?;
     Ok(())
-}
-
-/// Jobs not finished yet (for metrics and tests).
-pub async fn count_outbox_jobs(conn: impl MySqlExecutor<'_>) -> sqlx::Result<u64> {
-    let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM feed_outbox")
-        .fetch_one(conn)
-        .await?;
-    Ok(count.max(0) as u64)
 }
 
 /// Follower count of an author and whether their post is still live.
@@ -272,26 +238,15 @@ pub async fn list_authors_post_ids(
     before: u64,
     limit: u32,
 ) -> sqlx::Result<Vec<u64>> {
-    if author_ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let placeholders = vec!["?"; author_ids.len()].join(",");
-    let sql = format!(
-        "SELECT id FROM posts WHERE author_id IN ({placeholders}) AND id < ? \
-         AND deleted_at IS NULL ORDER BY id DESC LIMIT ?"
-    );
-    let mut query = sqlx::query_as::<_, (u64,)>(sqlx::AssertSqlSafe(sql));
-    for id in author_ids {
-        query = query.bind(id);
-    }
-    Ok(query
-        .bind(before)
-        .bind(limit)
-        .fetch_all(conn)
-        .await?
-        .into_iter()
-        .map(|(id,)| id)
-        .collect())
+    fetch_ids_in(
+        conn,
+        "SELECT id FROM posts WHERE author_id IN ({ids}) AND id < ? AND deleted_at IS NULL \
+         ORDER BY id DESC LIMIT ?",
+        &[],
+        author_ids,
+        &[before, u64::from(limit)],
+    )
+    .await
 }
 
 /// Ids of an author's live posts newer than `since`, newest first (follow backfill and
@@ -320,23 +275,14 @@ pub async fn list_followed_among(
     user_id: u64,
     author_ids: &[u64],
 ) -> sqlx::Result<Vec<u64>> {
-    if author_ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let placeholders = vec!["?"; author_ids.len()].join(",");
-    let sql = format!(
-        "SELECT followee_id FROM follows WHERE follower_id = ? AND followee_id IN ({placeholders})"
-    );
-    let mut query = sqlx::query_as::<_, (u64,)>(sqlx::AssertSqlSafe(sql)).bind(user_id);
-    for id in author_ids {
-        query = query.bind(id);
-    }
-    Ok(query
-        .fetch_all(conn)
-        .await?
-        .into_iter()
-        .map(|(id,)| id)
-        .collect())
+    fetch_ids_in(
+        conn,
+        "SELECT followee_id FROM follows WHERE follower_id = ? AND followee_id IN ({ids})",
+        &[user_id],
+        author_ids,
+        &[],
+    )
+    .await
 }
 
 /// When the user was last active.

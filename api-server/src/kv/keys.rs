@@ -36,11 +36,6 @@ impl RedisKeys {
         format!("{}likes:delta:{{{post_id}}}", self.prefix)
     }
 
-    /// Set of post ids whose like counts wait for write-back.
-    pub fn likes_dirty(&self) -> String {
-        format!("{}likes:dirty", self.prefix)
-    }
-
     /// Counter of a rate-limit window.
     pub fn rate_limit(&self, class: &str, subject: &str, window: u64) -> String {
         format!("{}rl:{class}:{{{subject}}}:{window}", self.prefix)

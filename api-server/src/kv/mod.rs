@@ -106,11 +106,6 @@ impl Kv {
         &self.inner.keys
     }
 
-    /// Whether this is a Redis Cluster.
-    pub fn is_cluster(&self) -> bool {
-        matches!(self.inner.backend, Backend::Cluster(_))
-    }
-
     /// Runs one command (routed by its key on a cluster) within the timeout.
     pub async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> RedisResult<T> {
         let value = self

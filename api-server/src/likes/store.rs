@@ -1,6 +1,7 @@
 //! SQL of `post_likes` (the truth about likes) and `like_events` (changes not yet folded
 //! into `posts.like_count`).
 
+use crate::db::fetch_ids_in;
 use chrono::{DateTime, Utc};
 use sqlx::{MySqlConnection, MySqlExecutor};
 
@@ -11,21 +12,14 @@ pub async fn list_live_posts(
     conn: &mut MySqlConnection,
     post_ids: &[u64],
 ) -> sqlx::Result<Vec<u64>> {
-    if post_ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let placeholders = vec!["?"; post_ids.len()].join(",");
-    let sql = format!("SELECT id FROM posts WHERE id IN ({placeholders}) AND deleted_at IS NULL");
-    let mut query = sqlx::query_as::<_, (u64,)>(sqlx::AssertSqlSafe(sql));
-    for id in post_ids {
-        query = query.bind(id);
-    }
-    Ok(query
-        .fetch_all(&mut *conn)
-        .await?
-        .into_iter()
-        .map(|(id,)| id)
-        .collect())
+    fetch_ids_in(
+        conn,
+        "SELECT id FROM posts WHERE id IN ({ids}) AND deleted_at IS NULL",
+        &[],
+        post_ids,
+        &[],
+    )
+    .await
 }
 
 /// Of `(post_id, user_id)` pairs, those that are likes, locked until the transaction ends
@@ -104,22 +98,14 @@ pub async fn list_liked_among(
     user_id: u64,
     post_ids: &[u64],
 ) -> sqlx::Result<Vec<u64>> {
-    if post_ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let placeholders = vec!["?"; post_ids.len()].join(",");
-    let sql =
-        format!("SELECT post_id FROM post_likes WHERE user_id = ? AND post_id IN ({placeholders})");
-    let mut query = sqlx::query_as::<_, (u64,)>(sqlx::AssertSqlSafe(sql)).bind(user_id);
-    for id in post_ids {
-        query = query.bind(id);
-    }
-    Ok(query
-        .fetch_all(conn)
-        .await?
-        .into_iter()
-        .map(|(id,)| id)
-        .collect())
+    fetch_ids_in(
+        conn,
+        "SELECT post_id FROM post_likes WHERE user_id = ? AND post_id IN ({ids})",
+        &[user_id],
+        post_ids,
+        &[],
+    )
+    .await
 }
 
 /// Users who like a post, with ids below `before`, highest first.
