@@ -33,6 +33,10 @@ pub struct Config {
     #[command(flatten)]
     pub auth: AuthConfig,
 
+    /// Media uploads and the object store.
+    #[command(flatten)]
+    pub uploads: UploadConfig,
+
     /// Rate limits.
     #[command(flatten)]
     pub rate_limits: RateLimitConfig,
@@ -135,6 +139,70 @@ pub struct FeedConfig {
     /// Lifetime of a cached post body.
     #[arg(long, env = "API_POST_CACHE_TTL", value_parser = parse_duration, default_value = "1h")]
     pub post_cache_ttl: Duration,
+}
+
+/// Where uploaded media go and what may be uploaded. Without a bucket, uploads are off.
+#[derive(Debug, Clone, Args)]
+pub struct UploadConfig {
+    /// S3 endpoint, e.g. `https://s3.eu-west-1.amazonaws.com` or a MinIO URL; AWS's own
+    /// endpoint for the region when absent.
+    #[arg(long, env = "API_S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
+
+    /// Bucket that holds uploaded media; uploads are refused with 503 when unset.
+    #[arg(long, env = "API_S3_BUCKET")]
+    pub s3_bucket: Option<String>,
+
+    /// Region the bucket lives in (signatures name it).
+    #[arg(long, env = "API_S3_REGION", default_value = "us-east-1")]
+    pub s3_region: String,
+
+    /// Access key id for S3.
+    #[arg(long, env = "API_S3_ACCESS_KEY_ID")]
+    pub s3_access_key_id: Option<String>,
+
+    /// Secret access key for S3.
+    #[arg(long, env = "API_S3_SECRET_ACCESS_KEY")]
+    pub s3_secret_access_key: Option<SecretString>,
+
+    /// Address buckets by path (`endpoint/bucket/key`) rather than by host name; most
+    /// S3-compatible servers need it. Defaults to on when an endpoint is given.
+    #[arg(long, env = "API_S3_FORCE_PATH_STYLE", action = clap::ArgAction::Set)]
+    pub s3_force_path_style: Option<bool>,
+
+    /// Prefix of every object key, so deployments can share a bucket.
+    #[arg(long, env = "API_S3_KEY_PREFIX", default_value = "")]
+    pub s3_key_prefix: String,
+
+    /// Public base URL of the bucket (a CDN, say): media URLs become `BASE/KEY`. When unset,
+    /// media URLs are presigned GETs.
+    #[arg(long, env = "API_MEDIA_PUBLIC_BASE_URL")]
+    pub media_public_base_url: Option<String>,
+
+    /// Lifetime of a presigned GET for attached media.
+    #[arg(long, env = "API_MEDIA_URL_TTL", value_parser = parse_duration, default_value = "1h")]
+    pub media_url_ttl: Duration,
+
+    /// Lifetime of a presigned upload URL.
+    #[arg(long, env = "API_UPLOAD_URL_TTL", value_parser = parse_duration, default_value = "15m")]
+    pub upload_url_ttl: Duration,
+
+    /// Largest image accepted, in bytes.
+    #[arg(long, env = "API_UPLOAD_MAX_IMAGE_BYTES", default_value_t = 16 * 1024 * 1024)]
+    pub upload_max_image_bytes: u64,
+
+    /// Largest video accepted, in bytes.
+    #[arg(long, env = "API_UPLOAD_MAX_VIDEO_BYTES", default_value_t = 99 * 1024 * 1024)]
+    pub upload_max_video_bytes: u64,
+
+    /// Uploads never attached to a post are deleted once this old; attaching one refuses
+    /// objects close to that age, so the sweep never deletes media a post is taking.
+    #[arg(long, env = "API_UPLOAD_UNATTACHED_MAX_AGE", value_parser = parse_duration, default_value = "24h")]
+    pub upload_unattached_max_age: Duration,
+
+    /// How often the sweep of unattached uploads runs.
+    #[arg(long, env = "API_UPLOAD_SWEEP_INTERVAL", value_parser = parse_duration, default_value = "1h")]
+    pub upload_sweep_interval: Duration,
 }
 
 /// Rate limits, each `COUNT/WINDOW` (e.g. `30/1h`).

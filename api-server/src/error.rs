@@ -75,6 +75,16 @@ pub enum ApiError {
     /// The body is larger than the route accepts (413).
     #[error("payload too large")]
     PayloadTooLarge,
+    /// A declared upload is larger than its type allows (413); names the field.
+    #[error("{field} is {size} bytes; at most {limit} are allowed")]
+    UploadTooLarge {
+        field: String,
+        size: u64,
+        limit: u64,
+    },
+    /// An upload's type is not one of the allowed ones (415); names the field.
+    #[error("{field}: `{content_type}` is not an allowed upload type")]
+    MediaTypeNotAllowed { field: String, content_type: String },
     /// The body's media type is not JSON (415).
     #[error("unsupported media type")]
     UnsupportedMediaType,
@@ -116,8 +126,10 @@ impl ApiError {
             Self::NotFound(_) | Self::RouteNotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict(_) => StatusCode::CONFLICT,
-            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::PayloadTooLarge | Self::UploadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType | Self::MediaTypeNotAllowed { .. } => {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            }
             Self::Validation(_) | Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -137,6 +149,8 @@ impl ApiError {
             Self::Conflict(what) => format!("{}_TAKEN", what.to_uppercase()),
             Self::PayloadTooLarge => "PAYLOAD_TOO_LARGE".into(),
             Self::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE".into(),
+            Self::UploadTooLarge { .. } => "UPLOAD_TOO_LARGE".into(),
+            Self::MediaTypeNotAllowed { .. } => "MEDIA_TYPE_NOT_ALLOWED".into(),
             Self::Validation(_) => "VALIDATION_FAILED".into(),
             Self::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED".into(),
             Self::RateLimited { .. } => "RATE_LIMITED".into(),
@@ -149,6 +163,16 @@ impl ApiError {
         match self {
             Self::Validation(fields) => serde_json::json!({ "fields": fields }),
             Self::Conflict(what) => serde_json::json!({ "field": what }),
+            Self::UploadTooLarge { field, limit, .. } => {
+                serde_json::json!({ "field": field, "max_bytes": limit })
+            }
+            Self::MediaTypeNotAllowed { field, .. } => serde_json::json!({
+                "field": field,
+                "allowed": crate::uploads::media::ALLOWED_TYPES
+                    .iter()
+                    .map(|allowed| allowed.content_type)
+                    .collect::<Vec<_>>(),
+            }),
             _ => serde_json::json!({}),
         }
     }

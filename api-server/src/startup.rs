@@ -19,6 +19,7 @@ use crate::likes::writer::LikeWriter;
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
 use crate::state::AppState;
+use crate::uploads::store::ObjectStore;
 
 /// How often the like flusher recounts marked posts.
 const LIKE_FLUSH_INTERVAL: Duration = Duration::from_millis(500);
@@ -40,11 +41,13 @@ impl App {
             db.migrate().await?;
         }
         let kv = Kv::connect(&config.redis).context("configuring Redis")?;
+        let objects = ObjectStore::from_config(&config.uploads).context("configuring S3")?;
         let (likes, like_queue) = LikeWriter::new();
         let state = AppState {
             db,
             kv: kv.clone(),
             feed: Arc::new(FeedRuntime::default()),
+            objects,
             likes,
             rate_limiter: Arc::new(RateLimiter::new(config.rate_limits.clone(), kv.clone())),
             tokens: Arc::new(TokenKeys::from_config(&config.auth)),
@@ -73,6 +76,13 @@ impl App {
             LIKE_FLUSH_INTERVAL,
             stop_background.clone(),
         ));
+        if state.objects.is_some() {
+            background.spawn(crate::uploads::sweep::run_upload_sweep(
+                state.clone(),
+                state.config.uploads.upload_sweep_interval,
+                stop_background.clone(),
+            ));
+        }
         background.close();
         Ok(Self {
             listener,

@@ -10,6 +10,7 @@ use crate::kv::Kv;
 use crate::likes::writer::LikeWriter;
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
+use crate::uploads::store::ObjectStore;
 
 /// Everything a handler may reach.
 #[derive(Clone)]
@@ -22,6 +23,8 @@ pub struct AppState {
     pub feed: Arc<FeedRuntime>,
     /// Access-token signing and verification keys.
     pub tokens: Arc<TokenKeys>,
+    /// The bucket uploads go to, when configured.
+    pub objects: Option<ObjectStore>,
     /// Queue of like changes, stored in groups.
     pub likes: LikeWriter,
     /// Rate limits and their counters.

@@ -22,6 +22,10 @@ mariadb --no-defaults --socket="$SNS_TEST_MYSQL_SOCKET_DIR/n1.sock" -u root \
 
 export API_DATABASE_URL="${API_DATABASE_URL:-$SNS_TEST_MYSQL_URL/sns}"
 export API_REDIS_URL="${API_REDIS_URL:-$SNS_TEST_REDIS_URL}"
+export API_S3_ENDPOINT="${API_S3_ENDPOINT:-$SNS_TEST_S3_ENDPOINT}"
+export API_S3_BUCKET="${API_S3_BUCKET:-$SNS_TEST_S3_BUCKET}"
+export API_S3_ACCESS_KEY_ID="${API_S3_ACCESS_KEY_ID:-$SNS_TEST_S3_ACCESS_KEY}"
+export API_S3_SECRET_ACCESS_KEY="${API_S3_SECRET_ACCESS_KEY:-$SNS_TEST_S3_SECRET_KEY}"
 export API_LISTEN="${API_LISTEN:-127.0.0.1:8080}"
 # A fixed local key, so tokens survive restarts of this development server.
 export API_JWT_SECRET="${API_JWT_SECRET:-local-development-only}"

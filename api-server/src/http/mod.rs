@@ -17,7 +17,7 @@ use tower_http::trace::TraceLayer;
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::state::AppState;
-use crate::{auth as tokens, comments, feed, follows, likes, ops, posts, users};
+use crate::{auth as tokens, comments, feed, follows, likes, ops, posts, uploads, users};
 
 /// The whole HTTP surface: `/api/v1/...`, operations endpoints and `/openapi.json`.
 pub fn router(state: AppState) -> Router {
@@ -31,7 +31,8 @@ pub fn router(state: AppState) -> Router {
                 .merge(posts::router())
                 .merge(comments::router())
                 .merge(likes::router())
-                .merge(feed::router()),
+                .merge(feed::router())
+                .merge(uploads::router()),
         )
         .split_for_parts();
     let openapi_json = Arc::new(openapi.to_pretty_json().unwrap_or_default());

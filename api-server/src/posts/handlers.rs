@@ -7,12 +7,13 @@ use axum::response::{IntoResponse, Response};
 use super::model::{CreatePostRequest, PostView, UpdatePostRequest, check_idempotency_key};
 use super::{service, store};
 use crate::db;
-use crate::error::{ApiError, ErrorBody, FieldErrors, Result};
+use crate::error::{ApiError, ErrorBody, Result};
 use crate::feed::store as feed;
 use crate::http::auth::{AuthUser, MaybeAuthUser};
 use crate::http::extract::{Json, Path, Query};
 use crate::http::pagination::{Page, PageParams};
 use crate::state::AppState;
+use crate::uploads::service as uploads;
 use crate::users::store as users;
 
 /// Header a client sets to make `POST /posts` safe to retry.
@@ -31,6 +32,7 @@ const IDEMPOTENCY_KEY: &str = "idempotency-key";
         (status = 401, description = "Missing or invalid token", body = ErrorBody),
         (status = 415, description = "Body is not JSON", body = ErrorBody),
         (status = 422, description = "A field breaks its rule, a media key is unusable, or the key was reused for another request", body = ErrorBody),
+        (status = 503, description = "The object store cannot be reached to check media", body = ErrorBody),
     ))]
 #[tracing::instrument(skip_all, fields(author = user.id))]
 pub async fn create_post(
@@ -56,11 +58,12 @@ pub async fn create_post(
     {
         return Ok(created(existing));
     }
-    verify_media(&request.media)?;
+    let media = uploads::verify_media(&state, user.id, &request.media).await?;
 
     let now = db::now();
     let mut tx = state.db.writer().begin().await?;
     let id = store::insert_post(&mut tx, user.id, &request.content, now).await?;
+    store::replace_media(&mut tx, id, &media).await?;
     if state.kv.is_some() {
         // Committed with the post: its fan-out survives a crash of this process.
         feed::insert_outbox_job(&mut tx, id, user.id, now).await?;
@@ -82,9 +85,7 @@ pub async fn create_post(
     tx.commit().await?;
     state.feed.fanout_wake.notify_one();
 
-    let post = store::find_post_view(state.db.writer(), id)
-        .await?
-        .ok_or(ApiError::NotFound("post"))?;
+    let post = find_post_on_writer(&state, id).await?;
     Ok(created(post))
 }
 
@@ -104,10 +105,17 @@ async fn replayed_post(
         return Err(ApiError::IdempotencyKeyReused);
     }
     // Deleted since: the key still stands for it, and the client learns it is gone.
-    store::find_post_view(state.db.writer(), post_id)
+    find_post_on_writer(state, post_id).await.map(Some)
+}
+
+/// A post just written, read back from the writer (a replica may lag), media URLs signed.
+async fn find_post_on_writer(state: &AppState, id: u64) -> Result<PostView> {
+    let mut conn = state.db.writer().acquire().await?;
+    let mut post = store::find_post_view(&mut conn, id)
         .await?
-        .ok_or(ApiError::NotFound("post"))
-        .map(Some)
+        .ok_or(ApiError::NotFound("post"))?;
+    service::sign_media_urls(state, std::slice::from_mut(&mut post)).await;
+    Ok(post)
 }
 
 fn created(post: PostView) -> Response {
@@ -118,20 +126,6 @@ fn created(post: PostView) -> Response {
         axum::Json(post),
     )
         .into_response()
-}
-
-/// Checks media keys before they are attached.
-fn verify_media(keys: &[String]) -> Result<()> {
-    // TODO(#6): HEAD each key in the bucket (caller's prefix, size and type within limits).
-    // Until uploads exist no key can name an uploaded object, so every key is refused.
-    let mut errors = FieldErrors::default();
-    for (index, key) in keys.iter().enumerate() {
-        errors.add(
-            format!("media[{index}]"),
-            format!("no uploaded object `{key}`"),
-        );
-    }
-    errors.into_result()
 }
 
 /// Get a post.
@@ -167,7 +161,8 @@ pub async fn get_post(
         (status = 403, description = "Someone else's post", body = ErrorBody),
         (status = 404, description = "No such post", body = ErrorBody),
         (status = 415, description = "Body is not JSON", body = ErrorBody),
-        (status = 422, description = "A field breaks its rule", body = ErrorBody),
+        (status = 422, description = "A field breaks its rule or a media key is unusable", body = ErrorBody),
+        (status = 503, description = "The object store cannot be reached to check media", body = ErrorBody),
     ))]
 #[tracing::instrument(skip_all, fields(user = user.id, post = id))]
 pub async fn update_post(
@@ -177,21 +172,28 @@ pub async fn update_post(
     Json(request): Json<UpdatePostRequest>,
 ) -> Result<axum::Json<PostView>> {
     request.validate()?;
+    check_author(
+        store::find_post_author(state.db.writer(), id).await?,
+        user.id,
+    )?;
+    // The bucket is asked before the row is locked: no lock waits on S3.
+    let media = match &request.media {
+        Some(keys) => Some(uploads::verify_media(&state, user.id, keys).await?),
+        None => None,
+    };
     let mut tx = state.db.writer().begin().await?;
-    let author = store::lock_post_author(&mut tx, id)
-        .await?
-        .ok_or(ApiError::NotFound("post"))?;
-    if author != user.id {
-        return Err(ApiError::Forbidden("only the author may edit a post"));
-    }
-    if let Some(media) = &request.media {
-        verify_media(media)?;
-    }
+    check_author(store::lock_post_author(&mut tx, id).await?, user.id)?;
     if let Some(content) = &request.content {
         store::update_post_content(&mut *tx, id, content, db::now()).await?;
     }
+    if let Some(media) = &media {
+        store::replace_media(&mut tx, id, media).await?;
+        if request.content.is_none() {
+            store::mark_edited(&mut *tx, id, db::now()).await?;
+        }
+    }
     tx.commit().await?;
-    let mut post = store::find_post_view(state.db.writer(), id)
+    let mut post = store::find_post_view(&mut *state.db.writer().acquire().await?, id)
         .await?
         .ok_or(ApiError::NotFound("post"))?;
     service::write_through_post(&state, &post).await;
@@ -204,6 +206,17 @@ pub async fn update_post(
     )
     .await?;
     Ok(axum::Json(post))
+}
+
+/// Refuses anyone but the author of a live post.
+fn check_author(author: Option<u64>, user_id: u64) -> Result<()> {
+    match author {
+        None => Err(ApiError::NotFound("post")),
+        Some(author) if author != user_id => {
+            Err(ApiError::Forbidden("only the author may edit a post"))
+        }
+        Some(_) => Ok(()),
+    }
 }
 
 /// Delete one's own post.
@@ -260,7 +273,7 @@ pub async fn list_user_posts(
     if !users::user_exists(&mut *conn, id).await? {
         return Err(ApiError::NotFound("user"));
     }
-    let mut posts = store::list_author_posts(&mut *conn, id, before, page.limit + 1).await?;
+    let mut posts = store::list_author_posts(&mut conn, id, before, page.limit + 1).await?;
     service::apply_viewer_state(&state, &mut conn, &mut posts, viewer.0).await?;
     Ok(Page::from_overfetch(posts, page.limit, |post| vec![post.id]).into_response_for(&uri))
 }

@@ -108,11 +108,15 @@ pub fn check_idempotency_key(key: &str) -> Result<(), ApiError> {
 /// A media object on a post.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct MediaView {
-    /// Where the client fetches the bytes.
+    /// Object key (list it again in `PATCH /posts/{id}` to keep the object).
+    pub key: String,
+    /// Where the client fetches the bytes (a presigned URL expires; fetch the post again).
     pub url: String,
     /// MIME type, e.g. `image/png`.
     #[serde(rename = "type")]
     pub content_type: String,
+    /// Size in bytes.
+    pub size: u64,
 }
 
 /// A post as clients see it.

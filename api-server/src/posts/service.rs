@@ -42,7 +42,7 @@ pub async fn hydrate_posts(
         .copied()
         .filter(|id| !views.contains_key(id))
         .collect();
-    let loaded = store::find_post_views(&mut *conn, &misses).await?;
+    let loaded = store::find_post_views(&mut conn, &misses).await?;
     if let Some(kv) = &state.kv
         && !loaded.is_empty()
         && let Err(error) =
@@ -75,14 +75,15 @@ pub async fn hydrate_posts(
                 post.like_count = post.like_count.saturating_add_signed(delta);
             }
             mark_liked(&mut conn, &mut posts, viewer).await?;
+            sign_media_urls(state, &mut posts).await;
         }
         None => apply_viewer_state(state, &mut conn, &mut posts, viewer).await?,
     }
     Ok(posts)
 }
 
-/// Fills the per-request parts of post views: pending like deltas (Redis) and whether the
-/// viewer likes each post.
+/// Fills the per-request parts of post views: pending like deltas (Redis), whether the
+/// viewer likes each post, and media URLs.
 pub async fn apply_viewer_state(
     state: &AppState,
     conn: &mut sqlx::MySqlConnection,
@@ -103,7 +104,15 @@ pub async fn apply_viewer_state(
             Err(error) => tracing::warn!(%error, "like deltas unavailable"),
         }
     }
-    mark_liked(conn, posts, viewer).await
+    mark_liked(conn, posts, viewer).await?;
+    sign_media_urls(state, posts).await;
+    Ok(())
+}
+
+/// Fills the URL of every media object (cached bodies hold keys, not URLs, since signed
+/// URLs expire).
+pub async fn sign_media_urls(state: &AppState, posts: &mut [PostView]) {
+    crate::uploads::service::sign_media_urls(state, posts).await;
 }
 
 async fn mark_liked(

@@ -3,7 +3,10 @@
 use chrono::{DateTime, Utc};
 use sqlx::{FromRow, MySqlConnection, MySqlExecutor};
 
-use super::model::PostView;
+use std::collections::HashMap;
+
+use super::model::{MediaView, PostView};
+use crate::uploads::service::VerifiedMedia;
 use crate::users::model::UserSummary;
 
 #[derive(Debug, FromRow)]
@@ -66,22 +69,21 @@ pub async fn insert_post(
     Ok(id)
 }
 
-/// Finds a live (not deleted) post.
-pub async fn find_post_view(
-    conn: impl MySqlExecutor<'_>,
-    id: u64,
-) -> sqlx::Result<Option<PostView>> {
+/// Finds a live (not deleted) post, media included.
+pub async fn find_post_view(conn: &mut MySqlConnection, id: u64) -> sqlx::Result<Option<PostView>> {
     let sql = format!("{POST_VIEW_SELECT} WHERE p.id = ? AND p.deleted_at IS NULL");
     let row: Option<PostRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(id)
-        .fetch_optional(conn)
+        .fetch_optional(&mut *conn)
         .await?;
-    Ok(row.map(Into::into))
+    let mut posts: Vec<PostView> = row.into_iter().map(Into::into).collect();
+    load_media(conn, &mut posts).await?;
+    Ok(posts.pop())
 }
 
-/// Live posts among `ids`, in no particular order.
+/// Live posts among `ids`, media included, in no particular order.
 pub async fn find_post_views(
-    conn: impl MySqlExecutor<'_>,
+    conn: &mut MySqlConnection,
     ids: &[u64],
 ) -> sqlx::Result<Vec<PostView>> {
     if ids.is_empty() {
@@ -93,11 +95,100 @@ pub async fn find_post_views(
     for id in ids {
         query = query.bind(id);
     }
+    let mut posts: Vec<PostView> = query
+        .fetch_all(&mut *conn)
+        .await?
+        .into_iter()
+        .map(Into::into)
+        .collect();
+    load_media(conn, &mut posts).await?;
+    Ok(posts)
+}
+
+/// Fills each post's media from `post_media`, in display order (URLs are signed later).
+async fn load_media(conn: &mut MySqlConnection, posts: &mut [PostView]) -> sqlx::Result<()> {
+    if posts.is_empty() {
+        return Ok(());
+    }
+    let placeholders = vec!["?"; posts.len()].join(",");
+    let sql = format!(
+        "SELECT post_id, object_key, content_type, size FROM post_media \
+         WHERE post_id IN ({placeholders}) ORDER BY post_id, position"
+    );
+    let mut query = sqlx::query_as::<_, (u64, String, String, u64)>(sqlx::AssertSqlSafe(sql));
+    for post in posts.iter() {
+        query = query.bind(post.id);
+    }
+    let rows = query.fetch_all(conn).await?;
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let index: HashMap<u64, usize> = posts
+        .iter()
+        .enumerate()
+        .map(|(position, post)| (post.id, position))
+        .collect();
+    for (post_id, key, content_type, size) in rows {
+        if let Some(&position) = index.get(&post_id) {
+            posts[position].media.push(MediaView {
+                key,
+                url: String::new(),
+                content_type,
+                size,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Replaces a post's media with `media`, in order.
+pub async fn replace_media(
+    tx: &mut MySqlConnection,
+    post_id: u64,
+    media: &[VerifiedMedia],
+) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM post_media WHERE post_id = ?")
+        .bind(post_id)
+        .execute(&mut *tx)
+        .await?;
+    for (position, item) in media.iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO post_media (post_id, position, object_key, content_type, size) \
+             VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(post_id)
+        .bind(u8::try_from(position).unwrap_or(u8::MAX))
+        .bind(&item.key)
+        .bind(&item.content_type)
+        .bind(item.size)
+        .execute(&mut *tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// The keys among `keys` that some live post shows.
+pub async fn attached_keys(
+    conn: impl MySqlExecutor<'_>,
+    keys: &[&str],
+) -> sqlx::Result<Vec<String>> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let placeholders = vec!["?"; keys.len()].join(",");
+    let sql = format!(
+        "SELECT DISTINCT m.object_key FROM post_media m JOIN posts p ON p.id = m.post_id \
+         WHERE m.object_key IN ({placeholders}) AND p.deleted_at IS NULL"
+    );
+    let mut query = sqlx::query_as::<_, (String,)>(sqlx::AssertSqlSafe(sql));
+    for key in keys {
+        query = query.bind(*key);
+    }
     Ok(query
         .fetch_all(conn)
         .await?
         .into_iter()
-        .map(Into::into)
+        .map(|(key,)| key)
         .collect())
 }
 
@@ -123,7 +214,7 @@ pub async fn find_post_counts(
 
 /// An author's live posts with ids below `before`, newest first.
 pub async fn list_author_posts(
-    conn: impl MySqlExecutor<'_>,
+    conn: &mut MySqlConnection,
     author_id: u64,
     before: u64,
     limit: u32,
@@ -136,9 +227,11 @@ pub async fn list_author_posts(
         .bind(author_id)
         .bind(before)
         .bind(limit)
-        .fetch_all(conn)
+        .fetch_all(&mut *conn)
         .await?;
-    Ok(rows.into_iter().map(Into::into).collect())
+    let mut posts: Vec<PostView> = rows.into_iter().map(Into::into).collect();
+    load_media(conn, &mut posts).await?;
+    Ok(posts)
 }
 
 /// The author of a live post, locking the row until the transaction ends.
@@ -171,6 +264,20 @@ pub async fn update_post_content(
 ) -> sqlx::Result<()> {
     sqlx::query("UPDATE posts SET content = ?, edited_at = ? WHERE id = ?")
         .bind(content)
+        .bind(now)
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Marks a post edited without touching its text (its media changed).
+pub async fn mark_edited(
+    conn: impl MySqlExecutor<'_>,
+    id: u64,
+    now: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    sqlx::query("UPDATE posts SET edited_at = ? WHERE id = ?")
         .bind(now)
         .bind(id)
         .execute(conn)

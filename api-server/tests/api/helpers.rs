@@ -69,6 +69,18 @@ impl TestDatabase {
     }
 }
 
+/// Points the app at the test S3 server (which checks signatures), under a key prefix of
+/// its own.
+pub fn use_test_bucket(config: &mut Config) {
+    let uploads = &mut config.uploads;
+    uploads.s3_endpoint = Some(test_env("SNS_TEST_S3_ENDPOINT"));
+    uploads.s3_bucket = Some(test_env("SNS_TEST_S3_BUCKET"));
+    uploads.s3_region = test_env("SNS_TEST_S3_REGION");
+    uploads.s3_access_key_id = Some(test_env("SNS_TEST_S3_ACCESS_KEY"));
+    uploads.s3_secret_access_key = Some(test_env("SNS_TEST_S3_SECRET_KEY").into());
+    uploads.s3_key_prefix = format!("t-{}/", uuid::Uuid::new_v4().simple());
+}
+
 /// Which Redis a test app uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RedisBackend {
@@ -88,6 +100,8 @@ pub struct TestApp {
     pub database: TestDatabase,
     /// The configuration the server runs with.
     pub config: Config,
+    /// The server's shared state, for tests that drive its background work directly.
+    pub state: sns_api::state::AppState,
     client: reqwest::Client,
     _shutdown: oneshot::Sender<()>,
 }
@@ -208,6 +222,7 @@ impl TestApp {
         adjust(&mut config, &database);
         let app = App::build(config.clone()).await.expect("building the app");
         let address = format!("http://{}", app.local_addr().expect("bound address"));
+        let state = app.state().clone();
         let (shutdown, stopped) = oneshot::channel::<()>();
         tokio::spawn(app.run_until(async move {
             let _ = stopped.await;
@@ -216,6 +231,7 @@ impl TestApp {
             address,
             database,
             config,
+            state,
             client: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()

@@ -36,4 +36,5 @@ mod ownership;
 mod posts;
 mod rate_limits;
 mod read_split;
+mod uploads;
 mod users;

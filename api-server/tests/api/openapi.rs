@@ -48,7 +48,8 @@ async fn openapi_document_is_3_1_and_lists_every_endpoint() {
 #[tokio::test]
 async fn schemathesis_finds_no_server_error_and_no_schema_violation() {
     let schemathesis = test_env("SNS_SCHEMATHESIS");
-    let app = TestApp::spawn().await;
+    // With a bucket, so upload requests reach the presigning code.
+    let app = TestApp::spawn_with(|config, _| crate::helpers::use_test_bucket(config)).await;
     let user = app.signup("fuzz").await;
     // Something to find: a post with a comment, so id-based routes can hit real rows.
     let post = app.create_post(&user, "fuzz target").await;
