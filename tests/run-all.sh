@@ -22,10 +22,16 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 section "cargo doc"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
 
-section "CRD drift (crds/ must be crdgen's output)"
+section "CRD drift (crds/ must be crdgen's output; the chart's copy and manifests/install.yaml follow)"
 cargo run --quiet --locked -p sns-operator --bin crdgen |
     diff -u crds/snsclusters.sns-platform.dev.yaml - ||
     { echo "crds/ is stale: cargo run -p sns-operator --bin crdgen > crds/snsclusters.sns-platform.dev.yaml"; exit 1; }
+# The chart ships its own copy of the CRD (Helm installs charts/sns-operator/crds/ first).
+diff -u crds/snsclusters.sns-platform.dev.yaml charts/sns-operator/crds/snsclusters.sns-platform.dev.yaml ||
+    { echo "the chart's CRD is stale: cp crds/snsclusters.sns-platform.dev.yaml charts/sns-operator/crds/"; exit 1; }
+# manifests/install.yaml is the chart rendered with its defaults (helm from install-tools.sh).
+bash charts/render-install.sh - | diff -u manifests/install.yaml - ||
+    { echo "manifests/install.yaml is stale: bash charts/render-install.sh"; exit 1; }
 
 section "test services"
 env_dir=$(mktemp -d "${TMPDIR:-/tmp}/sns-testenv.XXXXXX")
