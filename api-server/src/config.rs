@@ -106,6 +106,40 @@ pub struct RedisConfig {
     /// Longest wait for any one Redis round trip.
     #[arg(long, env = "API_REDIS_TIMEOUT", value_parser = parse_duration, default_value = "500ms")]
     pub redis_timeout: Duration,
+
+    /// Share of failed Redis calls (over the window) that opens the circuit breaker.
+    #[arg(long, env = "API_REDIS_BREAKER_FAILURE_RATIO", default_value_t = 0.5)]
+    pub redis_breaker_failure_ratio: f64,
+
+    /// How far back the circuit breaker counts calls.
+    #[arg(long, env = "API_REDIS_BREAKER_WINDOW", value_parser = parse_duration, default_value = "60s")]
+    pub redis_breaker_window: Duration,
+
+    /// Calls the window must hold before the breaker may open.
+    #[arg(long, env = "API_REDIS_BREAKER_MIN_CALLS", default_value_t = 20)]
+    pub redis_breaker_min_calls: u32,
+
+    /// How long the breaker stays open before it lets probe calls through.
+    #[arg(long, env = "API_REDIS_BREAKER_OPEN_FOR", value_parser = parse_duration, default_value = "10s")]
+    pub redis_breaker_open_for: Duration,
+
+    /// Probe calls let through at once while half-open.
+    #[arg(long, env = "API_REDIS_BREAKER_HALF_OPEN_PROBES", default_value_t = 3)]
+    pub redis_breaker_half_open_probes: u32,
+
+    /// Delays between attempts of a background Redis write (fan-out), jittered by +-20 %;
+    /// after the last, the job waits in the recovery queue until Redis answers again.
+    #[arg(long, env = "API_REDIS_RETRY_DELAYS", value_parser = parse_duration, value_delimiter = ',', default_value = "2s,4s,8s")]
+    pub redis_retry_delays: Vec<Duration>,
+
+    /// Fan-out jobs the recovery queue holds in memory; more wait only in the MySQL outbox
+    /// (nothing is lost, the bound only caps memory).
+    #[arg(long, env = "API_RECOVERY_QUEUE_CAPACITY", default_value_t = 10_000)]
+    pub recovery_queue_capacity: usize,
+
+    /// Pause between two replayed jobs once Redis is back, so the replay does not flood it.
+    #[arg(long, env = "API_RECOVERY_REPLAY_DELAY", value_parser = parse_duration, default_value = "50ms")]
+    pub recovery_replay_delay: Duration,
 }
 
 /// How home feeds are built and kept.
@@ -135,6 +169,19 @@ pub struct FeedConfig {
     /// Followers read (and written in one pipeline) per fan-out page.
     #[arg(long, env = "API_FANOUT_PAGE_SIZE", default_value_t = 1000)]
     pub fanout_page_size: u32,
+
+    /// How long a claimed fan-out job is reserved for its worker; a job whose process died
+    /// is taken up again after this.
+    #[arg(long, env = "API_FANOUT_LEASE", value_parser = parse_duration, default_value = "60s")]
+    pub fanout_lease: Duration,
+
+    /// Feed reads served from MySQL at once while Redis is unavailable; more get 503.
+    #[arg(long, env = "API_FEED_FALLBACK_CONCURRENCY", default_value_t = 16)]
+    pub feed_fallback_concurrency: usize,
+
+    /// Longest a feed read from MySQL may take while Redis is unavailable (then 503).
+    #[arg(long, env = "API_FEED_FALLBACK_TIMEOUT", value_parser = parse_duration, default_value = "2s")]
+    pub feed_fallback_timeout: Duration,
 
     /// Lifetime of a cached post body.
     #[arg(long, env = "API_POST_CACHE_TTL", value_parser = parse_duration, default_value = "1h")]

@@ -46,7 +46,7 @@ impl App {
         let state = AppState {
             db,
             kv: kv.clone(),
-            feed: Arc::new(FeedRuntime::default()),
+            feed: Arc::new(FeedRuntime::new(&config.redis, &config.feed)),
             objects,
             likes,
             rate_limiter: Arc::new(RateLimiter::new(config.rate_limits.clone(), kv.clone())),
@@ -60,7 +60,13 @@ impl App {
         let router = crate::http::router(state.clone());
         let (background, stop_background) = (TaskTracker::new(), CancellationToken::new());
         if let Some(kv) = &state.kv {
+            kv.observe_with(state.metrics.kv_observer());
             background.spawn(crate::feed::fanout::run_fanout_worker(
+                state.clone(),
+                kv.clone(),
+                stop_background.clone(),
+            ));
+            background.spawn(crate::feed::recovery::run_recovery_loop(
                 state.clone(),
                 kv.clone(),
                 stop_background.clone(),

@@ -7,6 +7,15 @@
 #                           (KEEP_TESTENV=1 keeps it, e.g. to read the logs)
 #   testenv.sh status DIR   say, per service, whether it answers
 #
+# Faults, injected for real into an environment of one's own:
+#   testenv.sh redis-down DIR        stop the standalone Redis (it saves its data first, as a
+#                                    server with persistence would keep it)
+#   testenv.sh redis-up DIR          start it again on the same port, with that data
+#   testenv.sh kill-redis-node DIR PORT   SIGKILL one Redis Cluster node
+# SNS_TESTENV_SEMI_SYNC=1 at start turns on semi-synchronous replication (a commit returns
+# once a replica has it), as production runs it, so a killed primary loses no acknowledged
+# commit.
+#
 # Facts this relies on are in docs/TESTENV.md of the shared docs (no Docker, no systemd, we
 # are root). Every port is picked free by the kernel, so two environments can run side by
 # side; every wait is bounded; every process is stopped by its own PID.
@@ -78,6 +87,11 @@ mysql_install_wait() { # DIR
 mysql_launch() { # DIR NODE_NUMBER PORT: start mariadbd in the background (it does not daemonize)
     local dir=$1 n=$2 port=$3 node="$1/mysql/n$2" extra=()
     ((n == 1)) || extra+=(--read-only=1)
+    if [[ ${SNS_TESTENV_SEMI_SYNC:-0} == 1 ]]; then
+        # Every node both ways: whichever replica is promoted acts as a semi-sync primary.
+        extra+=(--rpl-semi-sync-master-enabled=ON --rpl-semi-sync-slave-enabled=ON
+            --rpl-semi-sync-master-timeout=5000)
+    fi
     # fd 9 (the port lock) is closed for the server, so the lock is not held by it.
     nohup mariadbd --no-defaults --user=mysql --datadir="$node/data" --tmpdir="$node/tmp" \
         --port="$port" --bind-address=127.0.0.1 --socket="$(socket_of "$node")" \
@@ -177,6 +191,9 @@ redis_ping() { [[ "$(redis-cli -h 127.0.0.1 -p "$1" ping 2>/dev/null)" == PONG ]
 redis_launch_standalone() { # DIR PORT
     local d="$1/redis" port=$2
     mkdir -p "$d"
+    rm -f "$d/redis.pid"
+    # --save '': no snapshots while running; `redis-down` saves once on shutdown, and a
+    # restart loads that dump.rdb from --dir.
     redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
         --dir "$d" --pidfile "$d/redis.pid" --logfile "$d/redis.log" --daemonize yes \
         --maxmemory 256mb --maxmemory-policy volatile-lru 9>&-
@@ -442,15 +459,60 @@ cmd_status() {
     return $ok
 }
 
+source_env() { # DIR
+    [[ -f $1/env ]] || die "no $1/env: not started (or start failed)"
+    # shellcheck disable=SC1091
+    source "$1/env"
+}
+
+cmd_redis_down() {
+    local dir=$1 port
+    source_env "$dir"
+    port=${SNS_TEST_REDIS_URL##*:}
+    redis-cli -h 127.0.0.1 -p "$port" shutdown save >/dev/null 2>&1 || true
+    local deadline=$((SECONDS + 10))
+    while redis_ping "$port"; do
+        ((SECONDS < deadline)) || die "redis on $port still answers 10 s after SHUTDOWN"
+        sleep 0.05
+    done
+    log "redis $port: down"
+}
+
+cmd_redis_up() {
+    local dir=$1 port
+    source_env "$dir"
+    port=${SNS_TEST_REDIS_URL##*:}
+    redis_launch_standalone "$dir" "$port"
+    redis_wait_ready redis "$dir/redis" "$port"
+    log "redis $port: up again"
+}
+
+cmd_kill_redis_node() {
+    local dir=$1 port=$2 d pid
+    source_env "$dir"
+    for d in "$dir"/redis-cluster/n*; do
+        if [[ "$(redis-cli -h 127.0.0.1 -p "$port" config get dir 2>/dev/null | tail -1)" == "$d" ]]; then
+            pid=$(cat "$d/redis.pid")
+            kill -KILL "$pid"
+            log "redis cluster node $port (pid $pid): killed"
+            return
+        fi
+    done
+    die "no cluster node of $dir answers on port $port"
+}
+
 usage() {
-    echo "usage: $0 start|stop|status DIR" >&2
+    echo "usage: $0 start|stop|status|redis-down|redis-up DIR | kill-redis-node DIR PORT" >&2
     exit 2
 }
 
-(($# == 2)) || usage
+(($# >= 2)) || usage
 case $1 in
 start) cmd_start "$2" ;;
 stop) cmd_stop "$2" ;;
 status) cmd_status "$2" ;;
+redis-down) cmd_redis_down "$2" ;;
+redis-up) cmd_redis_up "$2" ;;
+kill-redis-node) (($# == 3)) || usage; cmd_kill_redis_node "$2" "$3" ;;
 *) usage ;;
 esac

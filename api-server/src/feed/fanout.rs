@@ -18,13 +18,12 @@ use super::{cache, store};
 use crate::kv::{Batch, Kv};
 use crate::state::AppState;
 
-/// How long a claimed job is reserved for its worker before others may take it.
-const LEASE: Duration = Duration::from_secs(60);
 
 /// Runs fan-out workers until `shutdown` (jobs in flight finish first).
 pub async fn run_fanout_worker(state: AppState, kv: Kv, shutdown: CancellationToken) {
     let workers = state.config.feed.fanout_workers.max(1) as u32;
-    let lease = chrono::Duration::from_std(LEASE).unwrap_or(chrono::Duration::seconds(60));
+    let lease = chrono::Duration::from_std(state.config.feed.fanout_lease)
+        .unwrap_or(chrono::Duration::seconds(60));
     loop {
         if shutdown.is_cancelled() {
             return;
@@ -57,20 +56,13 @@ pub async fn run_fanout_worker(state: AppState, kv: Kv, shutdown: CancellationTo
                             tracing::warn!(%error, job = job.id, "cannot delete a finished job");
                         }
                         state.metrics.fanout_seconds.observe(started.elapsed().as_secs_f64());
+                        let lag = (Utc::now() - job.created_at).to_std().unwrap_or_default();
+                        state.metrics.fanout_lag_seconds.observe(lag.as_secs_f64());
                         state.metrics.fanout_writes.inc_by(recipients);
                     }
                     Err(error) => {
-                        let delay = retry_delay(job.attempts);
-                        tracing::warn!(error = %error, post = job.post_id, attempts = job.attempts,
-                            ?delay, "fan-out failed; will retry");
                         state.metrics.fanout_failures.inc();
-                        let at = crate::db::now()
-                            + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::seconds(2));
-                        if let Err(error) =
-                            store::postpone_outbox_job(state.db.writer(), job.id, at).await
-                        {
-                            tracing::warn!(%error, job = job.id, "cannot postpone a job; its lease will expire");
-                        }
+                        retry_or_park(state, &job, &error).await;
                     }
                 }
             }
@@ -79,13 +71,49 @@ pub async fn run_fanout_worker(state: AppState, kv: Kv, shutdown: CancellationTo
     }
 }
 
-/// 2 s, 4 s, 8 s ... capped at a minute.
-fn retry_delay(attempts: u32) -> Duration {
-    Duration::from_secs(2u64.saturating_pow(attempts.clamp(1, 6)).min(60))
+/// After a failed attempt: the job is postponed by the next retry delay (jittered), or, once
+/// the delays are used up, parked for the recovery loop.
+async fn retry_or_park(state: &AppState, job: &store::OutboxJob, error: &anyhow::Error) {
+    let writer = state.db.writer();
+    match retry_delay(&state.config.redis.redis_retry_delays, job.attempts) {
+        Some(delay) => {
+            tracing::warn!(error = format!("{error:#}"), post = job.post_id,
+                attempts = job.attempts, ?delay, "fan-out failed; will retry");
+            let at = crate::db::now()
+                + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::seconds(2));
+            if let Err(error) = store::postpone_outbox_job(writer, job.id, at).await {
+                tracing::warn!(%error, job = job.id, "cannot postpone a job; its lease will expire");
+            }
+        }
+        None => {
+            tracing::warn!(error = format!("{error:#}"), post = job.post_id,
+                attempts = job.attempts, "fan-out failed every retry; parked until Redis answers");
+            match store::park_outbox_job(writer, job.id, crate::db::now()).await {
+                Ok(()) => {
+                    if !state.feed.recovery.push(job.id) {
+                        state.metrics.recovery_overflows.inc();
+                    }
+                    state.metrics.recovery_queue_depth.set(state.feed.recovery.len() as i64);
+                }
+                Err(error) => {
+                    tracing::warn!(%error, job = job.id, "cannot park a job; its lease will expire");
+                }
+            }
+        }
+    }
+}
+
+/// The wait before attempt `attempts + 1`: the configured delay for this attempt, +-20 %
+/// so jobs that failed together do not retry together; `None` once the delays are used up.
+fn retry_delay(delays: &[Duration], attempts: u32) -> Option<Duration> {
+    let base = delays.get(attempts.saturating_sub(1) as usize)?;
+    let jitter = rand::random_range(0.8..1.2);
+    Some(base.mul_f64(jitter))
 }
 
 async fn write_page(kv: &Kv, users: &[u64], post_id: u64, cap: u32) -> anyhow::Result<()> {
     let mut batch = Batch::new();
+    batch.replicated();
     cache::add_fanout_commands(&mut batch, kv, users, post_id, cap);
     Ok(cache::first_error(kv.run(batch).await?)?)
 }
@@ -163,10 +191,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn retries_back_off_exponentially_up_to_a_minute() {
-        assert_eq!(retry_delay(1), Duration::from_secs(2));
-        assert_eq!(retry_delay(2), Duration::from_secs(4));
-        assert_eq!(retry_delay(3), Duration::from_secs(8));
-        assert_eq!(retry_delay(30), Duration::from_secs(60));
+    fn retries_follow_the_configured_delays_with_jitter_then_stop() {
+        let delays = [2, 4, 8].map(Duration::from_secs);
+        for (attempts, base) in [(1, 2.0), (2, 4.0), (3, 8.0)] {
+            let delay = retry_delay(&delays, attempts).expect("a retry").as_secs_f64();
+            assert!(delay >= base * 0.8 && delay <= base * 1.2, "{attempts}: {delay}");
+        }
+        assert_eq!(retry_delay(&delays, 4), None, "then the recovery queue");
     }
 }

@@ -14,8 +14,10 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 
+use super::recovery::RecoveryQueue;
 use super::{cache, store};
-use crate::error::Result;
+use crate::config::{FeedConfig, RedisConfig};
+use crate::error::{ApiError, Result};
 use crate::kv::Kv;
 use crate::posts::model::PostView;
 use crate::posts::service::hydrate_posts;
@@ -63,8 +65,12 @@ type CachedAuthors = (Instant, Arc<Vec<u64>>);
 
 /// Process-wide feed bookkeeping. Every lock here is held only for a map operation, never
 /// across an await.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct FeedRuntime {
+    /// Fan-out jobs parked until Redis answers again.
+    pub recovery: RecoveryQueue,
+    /// Feed reads served from MySQL at once while Redis is unavailable.
+    fallback_slots: tokio::sync::Semaphore,
     rebuilding: Mutex<HashSet<u64>>,
     /// When this process last recorded each user's activity (saves a query per read).
     recorded_activity: Mutex<HashMap<u64, Instant>>,
@@ -75,6 +81,18 @@ pub struct FeedRuntime {
 }
 
 impl FeedRuntime {
+    /// Empty bookkeeping sized by the configuration.
+    pub fn new(redis: &RedisConfig, feed: &FeedConfig) -> Self {
+        Self {
+            recovery: RecoveryQueue::new(redis.recovery_queue_capacity),
+            fallback_slots: tokio::sync::Semaphore::new(feed.feed_fallback_concurrency.max(1)),
+            rebuilding: Mutex::default(),
+            recorded_activity: Mutex::default(),
+            big_followees: Mutex::default(),
+            fanout_wake: tokio::sync::Notify::new(),
+        }
+    }
+
     /// Forgets what was cached about a user's follows (after they follow or unfollow).
     pub fn forget_follows(&self, user_id: u64) {
         if let Ok(mut cached) = self.big_followees.lock() {
@@ -147,6 +165,7 @@ pub async fn read_feed(
     let want = limit + 1;
     let upper = before.unwrap_or(u64::MAX);
     let mut source = FeedSource::Database;
+    let mut redis_failed = state.kv.is_none();
     let mut ids = Vec::new();
     if let Some(kv) = &state.kv {
         let ttl = state.config.feed.feed_ttl.as_secs();
@@ -171,12 +190,19 @@ pub async fn read_feed(
                 ids.extend(big);
             }
             Ok(cache::FeedSlice::Missing) => spawn_rebuild(state, kv, user_id),
-            Err(error) => tracing::warn!(%error, user_id, "feed unavailable in Redis"),
+            Err(error) => {
+                tracing::debug!(%error, user_id, "feed unavailable in Redis");
+                redis_failed = true;
+            }
         }
     }
     if source == FeedSource::Database {
-        let mut conn = state.db.reader().await?;
-        ids = store::list_feed_ids(&mut *conn, user_id, 0, upper, want).await?;
+        ids = if redis_failed && state.kv.is_some() {
+            fallback_feed_ids(state, user_id, upper, want).await?
+        } else {
+            let mut conn = state.db.reader().await?;
+            store::list_feed_ids(&mut *conn, user_id, 0, upper, want).await?
+        };
     }
     ids.sort_unstable_by(|a, b| b.cmp(a));
     ids.dedup();
@@ -194,6 +220,41 @@ pub async fn read_feed(
         next_before,
         source,
     })
+}
+
+/// A feed page's ids from MySQL while Redis is unavailable: at most the configured number of
+/// these run at once (the rest get 503 at once rather than piling up on the database), each
+/// within a time bound.
+async fn fallback_feed_ids(
+    state: &AppState,
+    user_id: u64,
+    upper: u64,
+    want: u32,
+) -> Result<Vec<u64>> {
+    let refuse = |reason: &str| {
+        state
+            .metrics
+            .feed_fallback_refused
+            .with_label_values(&[reason])
+            .inc();
+        ApiError::Unavailable {
+            what: "feed",
+            retry_after: Duration::from_secs(1),
+        }
+    };
+    let _slot = state
+        .feed
+        .fallback_slots
+        .try_acquire()
+        .map_err(|_| refuse("busy"))?;
+    state.metrics.feed_fallback_reads.inc();
+    let query = async {
+        let mut conn = state.db.reader().await?;
+        Ok::<_, ApiError>(store::list_feed_ids(&mut *conn, user_id, 0, upper, want).await?)
+    };
+    tokio::time::timeout(state.config.feed.feed_fallback_timeout, query)
+        .await
+        .map_err(|_| refuse("timeout"))?
 }
 
 /// Drops posts whose author the user no longer follows (the feed still holds them until the

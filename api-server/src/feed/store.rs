@@ -16,6 +16,8 @@ pub struct OutboxJob {
     pub author_id: u64,
     /// Times the job was claimed before (this claim included).
     pub attempts: u32,
+    /// When its post was committed (fan-out lag is measured from here).
+    pub created_at: DateTime<Utc>,
 }
 
 /// Records a fan-out job in the post's transaction.
@@ -47,7 +49,7 @@ pub async fn claim_outbox_jobs(
     let mut tx = pool.begin().await?;
     // SKIP LOCKED: API replicas polling together split the jobs instead of queueing.
     let mut jobs: Vec<OutboxJob> = sqlx::query_as(
-        "SELECT id, post_id, author_id, attempts FROM feed_outbox \
+        "SELECT id, post_id, author_id, attempts, created_at FROM feed_outbox \
          WHERE available_at <= ? ORDER BY available_at, id LIMIT ? FOR UPDATE SKIP LOCKED",
     )
     .bind(now)
@@ -89,6 +91,68 @@ pub async fn postpone_outbox_job(
         .execute(conn)
         .await?;
     Ok(())
+}
+
+/// Parks a job that failed every retry: workers no longer see it until it is unparked.
+pub async fn park_outbox_job(
+    conn: impl MySqlExecutor<'_>,
+    id: u64,
+    now: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE feed_outbox SET available_at = '9999-12-31 00:00:00', parked_at = ?, \
+         attempts = 0 WHERE id = ?",
+    )
+    .bind(now)
+    .bind(id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Makes a parked job available to workers again at `available_at`; returns whether it was
+/// still parked (another process may have unparked it first).
+pub async fn unpark_outbox_job(
+    conn: impl MySqlExecutor<'_>,
+    id: u64,
+    available_at: DateTime<Utc>,
+) -> sqlx::Result<bool> {
+    let result = sqlx::query(
+        "UPDATE feed_outbox SET available_at = ?, parked_at = NULL \
+         WHERE id = ? AND parked_at IS NOT NULL",
+    )
+    .bind(available_at)
+    .bind(id)
+    .execute(conn)
+    .await?;
+    Ok(result.rows_affected() == 1)
+}
+
+/// The oldest parked jobs, up to `limit` (those no process holds in memory any more).
+pub async fn list_parked_outbox_jobs(
+    conn: impl MySqlExecutor<'_>,
+    limit: u32,
+) -> sqlx::Result<Vec<u64>> {
+    let rows: Vec<(u64,)> = sqlx::query_as(
+        "SELECT id FROM feed_outbox WHERE parked_at IS NOT NULL ORDER BY parked_at, id LIMIT ?",
+    )
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(|(id,)| id).collect())
+}
+
+/// Jobs in the outbox, and how many of them are parked.
+pub async fn count_outbox_jobs(conn: impl MySqlExecutor<'_>) -> sqlx::Result<(u64, u64)> {
+    let (total, parked): (i64, i64) = sqlx::query_as(
+        "SELECT COUNT(*), CAST(COALESCE(SUM(parked_at IS NOT NULL), 0) AS SIGNED) FROM feed_outbox",
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok((
+        u64::try_from(total).unwrap_or(0),
+        u64::try_from(parked).unwrap_or(0),
+    ))
 }
 
 /// Follower count of an author and whether their post is still live.

@@ -58,12 +58,21 @@ pub(super) struct BatchCommand {
 #[derive(Debug, Default)]
 pub struct Batch {
     pub(super) commands: Vec<BatchCommand>,
+    pub(super) replicated: bool,
 }
 
 impl Batch {
     /// An empty batch.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// On a cluster, ends each master's pipeline with `WAIT 1`: the batch is done only once
+    /// a replica holds its writes, so a master killed right after cannot take acknowledged
+    /// writes with it (its replica, promoted, has them). Costs one replica round trip.
+    pub fn replicated(&mut self) -> &mut Self {
+        self.replicated = true;
+        self
     }
 
     /// Adds a command whose only key is `key`.

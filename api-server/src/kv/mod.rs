@@ -5,21 +5,23 @@
 //! Connections are made lazily, so the API starts (and serves its fallbacks) while Redis is down.
 
 pub mod batch;
+pub mod breaker;
 pub mod keys;
 pub mod slots;
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::sync::{Arc, OnceLock, RwLock};
+use std::time::{Duration, Instant};
 
-use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
-use redis::cluster::ClusterClient;
-use redis::cluster_async::ClusterConnection;
-use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
-use redis::{Cmd, ErrorKind, FromRedisValue, IntoConnectionInfo, RedisError, RedisResult, Value};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use redis::{
+    AsyncConnectionConfig, Cmd, ConnectionAddr, ConnectionInfo, ErrorKind, FromRedisValue,
+    IntoConnectionInfo, RedisError, RedisResult, Value,
+};
 
 pub use batch::{Batch, LuaScript};
 use batch::{ReplyAction, classify, key_slot};
+use breaker::{Breaker, BreakerSettings, BreakerState};
 pub use keys::RedisKeys;
 use slots::{NodeAddr, SlotMap};
 
@@ -38,6 +40,18 @@ struct Inner {
     backend: Backend,
     keys: RedisKeys,
     timeout: Duration,
+    breaker: Breaker,
+    observer: OnceLock<KvObserver>,
+}
+
+/// Where `Kv` reports each call (the API's Prometheus metrics).
+#[derive(Clone)]
+pub struct KvObserver {
+    /// `api_redis_calls_total{outcome}`: ok, error (Redis unreachable or failing), rejected
+    /// (the breaker was open).
+    pub calls: prometheus::IntCounterVec,
+    /// `api_redis_call_duration_seconds`: one call or one whole batch.
+    pub duration: prometheus::Histogram,
 }
 
 enum Backend {
@@ -45,9 +59,18 @@ enum Backend {
     Cluster(Box<Cluster>),
 }
 
+/// A Redis Cluster reached through one multiplexed connection per node, routed by our own
+/// slot map. (redis-rs's cluster client was seen to stall for tens of seconds repairing its
+/// topology after a master died; owning the routing keeps every wait under our timeouts.)
 struct Cluster {
-    client: ClusterClient,
-    connection: tokio::sync::OnceCell<ClusterConnection>,
+    /// The configured nodes: asked for the slot map when no node of the current map answers.
+    seeds: Vec<NodeAddr>,
+    /// Credentials and settings of the configured nodes, reused for every node.
+    template: ConnectionInfo,
+    connect: AsyncConnectionConfig,
+    /// Connections by node, made on first use and dropped when they fail. The lock is held
+    /// only to look up or insert, never across an await.
+    connections: std::sync::Mutex<HashMap<NodeAddr, MultiplexedConnection>>,
     slots: RwLock<Arc<SlotMap>>,
     refreshing: tokio::sync::Mutex<()>,
 }
@@ -63,15 +86,30 @@ impl Kv {
     /// Connects to the configured Redis, or returns `None` when none is configured.
     pub fn connect(config: &RedisConfig) -> anyhow::Result<Option<Self>> {
         let backend = if !config.redis_cluster_nodes.is_empty() {
-            let client = ClusterClient::builder(config.redis_cluster_nodes.clone())
-                .tcp_settings(tcp_settings())
-                .connection_timeout(config.redis_timeout)
-                .response_timeout(config.redis_timeout)
-                .retries(2)
-                .build()?;
+            let mut seeds = Vec::new();
+            let mut template = None;
+            for url in &config.redis_cluster_nodes {
+                let info = url.as_str().into_connection_info()?;
+                match info.addr() {
+                    ConnectionAddr::Tcp(host, port) | ConnectionAddr::TcpTls { host, port, .. } => {
+                        seeds.push(NodeAddr {
+                            host: host.clone(),
+                            port: *port,
+                        });
+                    }
+                    _ => anyhow::bail!("cluster node {url} is not host:port"),
+                }
+                template.get_or_insert(info);
+            }
+            let template = anyhow::Context::context(template, "at least one cluster node")?
+                .set_tcp_settings(tcp_settings());
             Backend::Cluster(Box::new(Cluster {
-                client,
-                connection: tokio::sync::OnceCell::new(),
+                seeds,
+                template,
+                connect: AsyncConnectionConfig::new()
+                    .set_connection_timeout(Some(config.redis_timeout))
+                    .set_response_timeout(Some(config.redis_timeout)),
+                connections: std::sync::Mutex::new(HashMap::new()),
                 slots: RwLock::new(Arc::new(SlotMap::default())),
                 refreshing: tokio::sync::Mutex::new(()),
             }))
@@ -97,6 +135,14 @@ impl Kv {
                 backend,
                 keys: RedisKeys::new(config.redis_key_prefix.clone()),
                 timeout: config.redis_timeout,
+                breaker: Breaker::new(BreakerSettings {
+                    failure_ratio: config.redis_breaker_failure_ratio,
+                    window: config.redis_breaker_window,
+                    min_calls: config.redis_breaker_min_calls,
+                    open_for: config.redis_breaker_open_for,
+                    half_open_probes: config.redis_breaker_half_open_probes,
+                }),
+                observer: OnceLock::new(),
             }),
         }))
     }
@@ -106,33 +152,150 @@ impl Kv {
         &self.inner.keys
     }
 
-    /// Runs one command (routed by its key on a cluster) within the timeout.
-    pub async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> RedisResult<T> {
-        let value = self
-            .bounded(async {
-                match &self.inner.backend {
-                    Backend::Standalone(manager) => {
-                        cmd.query_async::<Value>(&mut manager.clone()).await
-                    }
-                    Backend::Cluster(cluster) => {
-                        let mut connection = cluster.connection().await?;
-                        cmd.query_async::<Value>(&mut connection).await
-                    }
+    /// Reports every call to `observer` from now on (set once; later calls are ignored).
+    pub fn observe_with(&self, observer: KvObserver) {
+        let _ = self.inner.observer.set(observer);
+    }
+
+    /// Where the circuit breaker stands.
+    pub fn breaker_state(&self) -> BreakerState {
+        self.inner.breaker.state()
+    }
+
+    /// Tells the breaker that Redis answered a health check.
+    pub fn note_healthy(&self) {
+        self.inner.breaker.note_healthy();
+    }
+
+    /// Runs `operation` through the circuit breaker: refused at once while it is open, and
+    /// counted towards opening it when Redis fails.
+    async fn guarded<T>(
+        &self,
+        operation: impl std::future::Future<Output = RedisResult<T>>,
+    ) -> RedisResult<T> {
+        let observer = self.inner.observer.get();
+        let admission = match self.inner.breaker.admit() {
+            Ok(admission) => admission,
+            Err(error) => {
+                if let Some(observer) = observer {
+                    observer.calls.with_label_values(&["rejected"]).inc();
                 }
-            })
-            .await?;
+                return Err(error);
+            }
+        };
+        let started = Instant::now();
+        let result = operation.await;
+        let failed = result.as_ref().err().is_some_and(breaker::is_outage);
+        self.inner.breaker.record(admission, !failed);
+        if let Some(observer) = observer {
+            let outcome = if failed { "error" } else { "ok" };
+            observer.calls.with_label_values(&[outcome]).inc();
+            observer.duration.observe(started.elapsed().as_secs_f64());
+        }
+        result
+    }
+
+    /// Runs one command (routed by its key on a cluster) within the timeout, through the
+    /// circuit breaker.
+    pub async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> RedisResult<T> {
+        self.guarded(self.query_unguarded(cmd)).await
+    }
+
+    async fn query_unguarded<T: FromRedisValue>(&self, cmd: &Cmd) -> RedisResult<T> {
+        let value = match &self.inner.backend {
+            Backend::Standalone(manager) => {
+                self.bounded(cmd.query_async::<Value>(&mut manager.clone()))
+                    .await?
+            }
+            Backend::Cluster(_) => {
+                // Routed like a batch of one, by the command's first key.
+                let key = cmd
+                    .args_iter()
+                    .nth(1)
+                    .and_then(|arg| match arg {
+                        redis::Arg::Simple(bytes) => Some(bytes.to_vec()),
+                        _ => None,
+                    })
+                    .ok_or_else(|| {
+                        RedisError::from((ErrorKind::Client, "a cluster command needs a key"))
+                    })?;
+                let mut batch = Batch::new();
+                batch.add(key, cmd.clone());
+                let reply = self.run_unguarded(batch).await?.pop().unwrap_or(Value::Nil);
+                if let Value::ServerError(error) = reply {
+                    return Err(RedisError::from(error));
+                }
+                reply
+            }
+        };
         redis::from_redis_value(value).map_err(Into::into)
     }
 
-    /// PINGs the server (every master's view is the client's business on a cluster).
+    /// Checks that Redis can serve, bypassing the breaker (health checks must reach Redis
+    /// even while it is open): PING on a standalone server; on a cluster, a node that
+    /// answers must report `cluster_state:ok` (every slot served).
     pub async fn ping(&self) -> RedisResult<()> {
-        self.query::<String>(&redis::cmd("PING")).await.map(drop)
+        match &self.inner.backend {
+            Backend::Standalone(manager) => self
+                .bounded(redis::cmd("PING").query_async::<String>(&mut manager.clone()))
+                .await
+                .map(drop),
+            Backend::Cluster(cluster) => {
+                let mut info = redis::cmd("CLUSTER");
+                info.arg("INFO");
+                let mut last_error = None;
+                for node in cluster.candidates() {
+                    match self.node_command(cluster, &node, &info).await {
+                        Ok(Value::BulkString(text)) => {
+                            return if String::from_utf8_lossy(&text).contains("cluster_state:ok") {
+                                Ok(())
+                            } else {
+                                Err(RedisError::from((ErrorKind::Io, "cluster_state is not ok")))
+                            };
+                        }
+                        Ok(Value::VerbatimString { text, .. }) => {
+                            return if text.contains("cluster_state:ok") {
+                                Ok(())
+                            } else {
+                                Err(RedisError::from((ErrorKind::Io, "cluster_state is not ok")))
+                            };
+                        }
+                        Ok(_) => {}
+                        Err(error) => last_error = Some(error),
+                    }
+                }
+                Err(last_error
+                    .unwrap_or_else(|| RedisError::from((ErrorKind::Io, "no cluster node answers"))))
+            }
+        }
+    }
+
+    /// Runs one command on one cluster node, within the timeout; a failed connection is
+    /// dropped so the next call reconnects.
+    async fn node_command(&self, cluster: &Cluster, node: &NodeAddr, cmd: &Cmd) -> RedisResult<Value> {
+        let result = self
+            .bounded(async {
+                let mut connection = cluster.connection_to(node).await?;
+                cmd.query_async::<Value>(&mut connection).await
+            })
+            .await;
+        if result.as_ref().err().is_some_and(breaker::is_outage) {
+            cluster.forget(node);
+        }
+        result
     }
 
     /// Runs a batch of independent single-key commands and returns one reply per command, in
     /// order (a command's own error comes back as `Value::ServerError`). Commands must be safe
-    /// to repeat: one whose reply was lost to a failing node is sent again.
+    /// to repeat: one whose reply was lost to a failing node is sent again. The whole batch
+    /// is one call for the circuit breaker.
     pub async fn run(&self, batch: Batch) -> RedisResult<Vec<Value>> {
+        self.guarded(self.run_unguarded(batch)).await
+    }
+
+    async fn run_unguarded(&self, batch: Batch) -> RedisResult<Vec<Value>> {
+        let wait_for_replica =
+            batch.replicated && matches!(self.inner.backend, Backend::Cluster(_));
         let commands = batch.commands;
         let mut replies: Vec<Option<Value>> = vec![None; commands.len()];
         let mut pending: Vec<(usize, Option<NodeAddr>)> =
@@ -152,7 +315,9 @@ impl Kv {
                 groups.entry(target).or_default().push((index, asking));
             }
             let sends = groups.into_iter().map(|(target, items)| async {
-                let outcome = self.send(&target, &commands, &items).await;
+                let outcome = self
+                    .send(&target, &commands, &items, wait_for_replica)
+                    .await;
                 (target, items, outcome)
             });
             let outcomes = futures::future::join_all(sends).await;
@@ -242,12 +407,14 @@ impl Kv {
             .ok_or_else(|| RedisError::from((ErrorKind::Io, "no master serves this slot")))
     }
 
-    /// Sends `items` of `commands` to `target` as one pipeline and returns their replies.
+    /// Sends `items` of `commands` to `target` as one pipeline and returns their replies;
+    /// with `wait_for_replica`, the pipeline ends with `WAIT 1` (see [`Batch::replicated`]).
     async fn send(
         &self,
         target: &Target,
         commands: &[batch::BatchCommand],
         items: &[(usize, bool)],
+        wait_for_replica: bool,
     ) -> RedisResult<Vec<Value>> {
         let mut pipe = redis::pipe();
         pipe.ignore_errors();
@@ -260,6 +427,12 @@ impl Kv {
             positions.push(pipe.len());
             pipe.add_command(commands[*index].cmd.clone());
         }
+        let wait_at = pipe.len();
+        if wait_for_replica {
+            // Half the call's timeout, so the WAIT itself answers within it.
+            let wait_ms = (self.inner.timeout.as_millis() / 2).max(1) as u64;
+            pipe.cmd("WAIT").arg(1).arg(wait_ms);
+        }
         let count = pipe.len();
         let replies = self
             .bounded(async {
@@ -268,12 +441,8 @@ impl Kv {
                         manager.clone().req_packed_commands(&pipe, 0, count).await
                     }
                     (Backend::Cluster(cluster), Target::Node(node)) => {
-                        let route = SingleNodeRoutingInfo::ByAddress {
-                            host: node.host.clone(),
-                            port: node.port,
-                        };
-                        let mut connection = cluster.connection().await?;
-                        connection.route_pipeline(pipe, 0, count, route).await
+                        let mut connection = cluster.connection_to(node).await?;
+                        connection.req_packed_commands(&pipe, 0, count).await
                     }
                     (Backend::Cluster(_), Target::Standalone) => Err(RedisError::from((
                         ErrorKind::Client,
@@ -281,8 +450,23 @@ impl Kv {
                     ))),
                 }
             })
-            .await?;
+            .await;
+        let replies = match (replies, &self.inner.backend, target) {
+            (Err(error), Backend::Cluster(cluster), Target::Node(node)) => {
+                if breaker::is_outage(&error) {
+                    cluster.forget(node);
+                }
+                return Err(error);
+            }
+            (replies, _, _) => replies?,
+        };
         let mut replies: Vec<Option<Value>> = replies.into_iter().map(Some).collect();
+        if wait_for_replica && matches!(replies.get(wait_at), Some(Some(Value::Int(0)))) {
+            // No replica confirmed in time (none attached, or lagging): the writes stand on
+            // the master alone. Not an error: failing here would stall fan-out for as long
+            // as a replica is missing.
+            tracing::debug!(?target, "WAIT 1: no replica confirmed the batch in time");
+        }
         Ok(positions
             .into_iter()
             .map(|position| {
@@ -297,24 +481,16 @@ impl Kv {
     async fn load_script(&self, target: &Target, script: &LuaScript) -> RedisResult<()> {
         let mut load = redis::cmd("SCRIPT");
         load.arg("LOAD").arg(script.code());
-        self.bounded(async {
-            match (&self.inner.backend, target) {
-                (Backend::Cluster(cluster), Target::Node(node)) => {
-                    let mut connection = cluster.connection().await?;
-                    let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
-                        host: node.host.clone(),
-                        port: node.port,
-                    });
-                    connection.route_command(load, route).await
-                }
-                (Backend::Standalone(manager), _) => {
-                    load.query_async::<Value>(&mut manager.clone()).await
-                }
-                (Backend::Cluster(_), Target::Standalone) => Ok(Value::Nil),
+        match (&self.inner.backend, target) {
+            (Backend::Cluster(cluster), Target::Node(node)) => {
+                self.node_command(cluster, node, &load).await.map(drop)
             }
-        })
-        .await
-        .map(drop)
+            (Backend::Standalone(manager), _) => self
+                .bounded(load.query_async::<Value>(&mut manager.clone()))
+                .await
+                .map(drop),
+            (Backend::Cluster(_), Target::Standalone) => Ok(()),
+        }
     }
 
     /// Reloads the slot map from the cluster (one refresh at a time; callers that waited for
@@ -328,27 +504,28 @@ impl Kv {
         if !Arc::ptr_eq(&before, &cluster.current_slots()) {
             return;
         }
-        let reply = self
-            .bounded(async {
-                let mut connection = cluster.connection().await?;
-                let mut slots = redis::cmd("CLUSTER");
-                slots.arg("SLOTS");
-                connection
-                    .route_command(
-                        slots,
-                        RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random),
-                    )
-                    .await
-            })
-            .await;
-        match reply.map(|value| SlotMap::from_cluster_slots(&value)) {
-            Ok(Some(map)) if !map.is_empty() => {
-                if let Ok(mut slots) = cluster.slots.write() {
-                    *slots = Arc::new(map);
-                }
+        let mut slots = redis::cmd("CLUSTER");
+        slots.arg("SLOTS");
+        // Any node that answers knows the whole map; a node that lost its master's slots
+        // to a failover may still answer with the old map, so a map whose every master
+        // answers is preferred by trying the current masters' view first.
+        let mut last_error = None;
+        for node in cluster.candidates() {
+            match self.node_command(cluster, &node, &slots).await {
+                Ok(value) => match SlotMap::from_cluster_slots(&value) {
+                    Some(map) if !map.is_empty() => {
+                        if let Ok(mut slots) = cluster.slots.write() {
+                            *slots = Arc::new(map);
+                        }
+                        return;
+                    }
+                    _ => tracing::debug!(%node, "CLUSTER SLOTS answered with no usable slot map"),
+                },
+                Err(error) => last_error = Some(error),
             }
-            Ok(_) => tracing::warn!("CLUSTER SLOTS answered with no usable slot map"),
-            Err(error) => tracing::warn!(%error, "cannot refresh the cluster slot map"),
+        }
+        if let Some(error) = last_error {
+            tracing::warn!(%error, "cannot refresh the cluster slot map: no node answers");
         }
     }
 
@@ -391,11 +568,55 @@ fn tcp_settings() -> redis::io::tcp::TcpSettings {
 }
 
 impl Cluster {
-    async fn connection(&self) -> RedisResult<ClusterConnection> {
-        self.connection
-            .get_or_try_init(|| self.client.get_async_connection())
-            .await
-            .cloned()
+    /// The connection to `node`, made now if there is none.
+    async fn connection_to(&self, node: &NodeAddr) -> RedisResult<MultiplexedConnection> {
+        if let Some(connection) = self
+            .connections
+            .lock()
+            .ok()
+            .and_then(|connections| connections.get(node).cloned())
+        {
+            return Ok(connection);
+        }
+        let addr = match self.template.addr() {
+            ConnectionAddr::TcpTls {
+                insecure,
+                tls_params,
+                ..
+            } => ConnectionAddr::TcpTls {
+                host: node.host.clone(),
+                port: node.port,
+                insecure: *insecure,
+                tls_params: tls_params.clone(),
+            },
+            _ => ConnectionAddr::Tcp(node.host.clone(), node.port),
+        };
+        let client = redis::Client::open(self.template.clone().set_addr(addr))?;
+        let connection = client
+            .get_multiplexed_async_connection_with_config(&self.connect)
+            .await?;
+        if let Ok(mut connections) = self.connections.lock() {
+            connections.insert(node.clone(), connection.clone());
+        }
+        Ok(connection)
+    }
+
+    /// Drops the connection to `node` (it failed); the next call reconnects.
+    fn forget(&self, node: &NodeAddr) {
+        if let Ok(mut connections) = self.connections.lock() {
+            connections.remove(node);
+        }
+    }
+
+    /// Nodes to ask about the cluster: the current masters, then the configured nodes.
+    fn candidates(&self) -> Vec<NodeAddr> {
+        let mut nodes = self.current_slots().masters();
+        for seed in &self.seeds {
+            if !nodes.contains(seed) {
+                nodes.push(seed.clone());
+            }
+        }
+        nodes
     }
 
     fn current_slots(&self) -> Arc<SlotMap> {

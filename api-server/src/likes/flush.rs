@@ -31,6 +31,8 @@ pub async fn run_like_flusher(state: AppState, interval: Duration, shutdown: Can
 /// how many events were folded in.
 pub async fn flush_likes(state: &AppState) -> anyhow::Result<usize> {
     let events = store::list_like_events(state.db.writer(), BATCH).await?;
+    // At least this many wait (a full batch may hide more).
+    state.metrics.likes_pending_flush.set(events.len() as i64);
     let mut posts: Vec<u64> = events.iter().map(|(_, post)| *post).collect();
     posts.sort_unstable();
     posts.dedup();
@@ -48,5 +50,8 @@ pub async fn flush_likes(state: &AppState) -> anyhow::Result<usize> {
     }
     let ids: Vec<u64> = events.iter().map(|(id, _)| *id).collect();
     store::delete_like_events(state.db.writer(), &ids).await?;
+    if events.len() < BATCH as usize {
+        state.metrics.likes_pending_flush.set(0);
+    }
     Ok(events.len())
 }

@@ -52,7 +52,7 @@ fn mysql_unavailable() -> ApiError {
 pub async fn metrics(State(state): State<AppState>) -> Result<Response> {
     let body = state
         .metrics
-        .render(&state.db)
+        .render(&state.db, state.kv.as_ref())
         .map_err(|error| ApiError::Internal(error.into()))?;
     Ok((
         [(

@@ -35,7 +35,11 @@ pub struct TestDatabase {
 impl TestDatabase {
     /// Creates `test_<uuid>` on the primary.
     pub async fn create() -> Self {
-        let server_url = test_env("SNS_TEST_MYSQL_URL");
+        Self::create_on(test_env("SNS_TEST_MYSQL_URL")).await
+    }
+
+    /// Creates `test_<uuid>` on the server at `server_url` (as the application user).
+    pub async fn create_on(server_url: String) -> Self {
         let name = format!("test_{}", uuid::Uuid::new_v4().simple());
         let mut conn = MySqlConnection::connect(&server_url)
             .await
@@ -202,8 +206,15 @@ impl TestApp {
 
     /// Starts a server on a fresh database, letting the test adjust the configuration.
     pub async fn spawn_with(adjust: impl FnOnce(&mut Config, &TestDatabase)) -> Self {
+        Self::spawn_on(TestDatabase::create().await, adjust).await
+    }
+
+    /// Starts a server on `database`, letting the test adjust the configuration.
+    pub async fn spawn_on(
+        database: TestDatabase,
+        adjust: impl FnOnce(&mut Config, &TestDatabase),
+    ) -> Self {
         init_test_logging();
-        let database = TestDatabase::create().await;
         let mut config = Config::try_parse_from(["sns-api"]).expect("default configuration");
         config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
         config.database.database_url = database.url().into();
