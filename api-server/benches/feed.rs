@@ -70,7 +70,10 @@ async fn main() -> anyhow::Result<()> {
     app.hot_post_likes(Duration::from_secs(5), 64).await?;
 
     println!("\n== 5. feed reads (Redis hit, 20 items) under load");
-    app.feed_read_load(Duration::from_secs(10), 32).await?;
+    let readers = app.feed_read_load(Duration::from_secs(10), 32).await?;
+
+    println!("\n== 6. feed reads while Redis is down, then while parked fan-outs replay");
+    app.feed_reads_through_an_outage(&readers, 32).await?;
     Ok(())
 }
 
@@ -362,7 +365,11 @@ impl BenchApp {
         }
     }
 
-    async fn feed_read_load(&self, duration: Duration, clients: usize) -> anyhow::Result<()> {
+    async fn feed_read_load(
+        &self,
+        duration: Duration,
+        clients: usize,
+    ) -> anyhow::Result<Arc<Vec<String>>> {
         let mut conn = self.db().await?;
         let readers = fixtures::insert_users(&mut conn, "reader", 1000).await;
         let authors = fixtures::insert_users(&mut conn, "writer", 10).await;
@@ -382,6 +389,103 @@ impl BenchApp {
             self.client.get(&url).bearer_auth(token).send().await?;
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
+        let load = self.read_load(&tokens, duration, clients).await?;
+        println!(
+            "{clients} clients, {} reads ({} from Redis) in {:.1} s = {:.0} req/s \
+             (target >= 5,000 on 2 cores); {} (targets p50 <= 5 ms, p99 <= 25 ms)",
+            load.latencies.len(),
+            load.from_redis,
+            load.elapsed.as_secs_f64(),
+            load.latencies.len() as f64 / load.elapsed.as_secs_f64(),
+            Percentiles::of(&mut load.latencies.clone())
+        );
+        println!(
+            "RSS of this process (API server + load client): {} MB (target for the API <= 100 MB)",
+            rss_mb()
+        );
+        Ok(tokens)
+    }
+
+    /// Feed reads with Redis stopped (served from MySQL behind the fallback limit), while
+    /// authors keep posting; then Redis comes back and the parked fan-outs replay.
+    async fn feed_reads_through_an_outage(
+        &self,
+        tokens: &Arc<Vec<String>>,
+        clients: usize,
+    ) -> anyhow::Result<()> {
+        let env_dir = env("SNS_TESTENV_DIR")?;
+        let testenv = |command: &str| {
+            let status = std::process::Command::new("bash")
+                .args(["tests/env/testenv.sh", command, &env_dir])
+                .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+                .status();
+            anyhow::ensure!(
+                status.is_ok_and(|status| status.success()),
+                "testenv.sh {command} failed"
+            );
+            Ok(())
+        };
+        let mut conn = self.db().await?;
+        let authors = fixtures::insert_users(&mut conn, "outage-author", 10).await;
+        let readers = fixtures::insert_users(&mut conn, "outage-reader", 1000).await;
+        for author in &authors {
+            fixtures::insert_follows(&mut conn, &readers, *author).await;
+        }
+        let author_tokens: Vec<String> = authors
+            .iter()
+            .map(|id| self.token(*id))
+            .collect::<anyhow::Result<_>>()?;
+        testenv("redis-down")?;
+        for token in &author_tokens {
+            for _ in 0..5 {
+                self.create_post(token).await?;
+            }
+        }
+        let down = self
+            .read_load(tokens, Duration::from_secs(5), clients)
+            .await?;
+        println!(
+            "Redis down, {clients} clients: {} reads served ({} from Redis), {} answered 503 \
+             (fallback limit) in {:.1} s; served: {} (target p99 <= 150 ms)",
+            down.latencies.len(),
+            down.from_redis,
+            down.unavailable,
+            down.elapsed.as_secs_f64(),
+            Percentiles::of(&mut down.latencies.clone())
+        );
+        testenv("redis-up")?;
+        let replay_started = Instant::now();
+        let during = self
+            .read_load(tokens, Duration::from_secs(5), clients)
+            .await?;
+        let replayed = {
+            let mut conn = self.db().await?;
+            let (left,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM feed_outbox")
+                .fetch_one(&mut conn)
+                .await?;
+            left
+        };
+        println!(
+            "Redis back, during the replay ({:.1} s, {} jobs left after it): {} reads ({} from \
+             Redis), {} answered 503; {}",
+            replay_started.elapsed().as_secs_f64(),
+            replayed,
+            during.latencies.len(),
+            during.from_redis,
+            during.unavailable,
+            Percentiles::of(&mut during.latencies.clone())
+        );
+        Ok(())
+    }
+
+    /// `clients` concurrent readers cycling through `tokens` for `duration`.
+    async fn read_load(
+        &self,
+        tokens: &Arc<Vec<String>>,
+        duration: Duration,
+        clients: usize,
+    ) -> anyhow::Result<ReadLoad> {
+        let url = format!("{}/api/v1/feed?limit=20", self.address);
         let stop = Arc::new(AtomicBool::new(false));
         let started = Instant::now();
         let workers: Vec<_> = (0..clients)
@@ -395,6 +499,7 @@ impl BenchApp {
                 tokio::spawn(async move {
                     let mut latencies = Vec::new();
                     let mut sources_redis = 0u64;
+                    let mut unavailable = 0u64;
                     let mut index = worker;
                     while !stop.load(Ordering::Relaxed) {
                         let token = &tokens[index % tokens.len()];
@@ -405,40 +510,44 @@ impl BenchApp {
                                 .headers()
                                 .get("x-feed-source")
                                 .is_some_and(|v| v == "redis");
-                            if response.status().is_success() && response.bytes().await.is_ok() {
+                            let status = response.status();
+                            if status.is_success() && response.bytes().await.is_ok() {
                                 latencies.push(sent.elapsed());
                                 sources_redis += u64::from(from_redis);
+                            } else if status == reqwest::StatusCode::SERVICE_UNAVAILABLE {
+                                unavailable += 1;
                             }
                         }
                     }
-                    (latencies, sources_redis)
+                    (latencies, sources_redis, unavailable)
                 })
             })
             .collect();
         tokio::time::sleep(duration).await;
         stop.store(true, Ordering::Relaxed);
-        let (mut latencies, mut from_redis) = (Vec::new(), 0);
+        let mut load = ReadLoad {
+            latencies: Vec::new(),
+            from_redis: 0,
+            unavailable: 0,
+            elapsed: Duration::ZERO,
+        };
         for worker in workers {
-            let (l, r) = worker.await?;
-            latencies.extend(l);
-            from_redis += r;
+            let (latencies, from_redis, unavailable) = worker.await?;
+            load.latencies.extend(latencies);
+            load.from_redis += from_redis;
+            load.unavailable += unavailable;
         }
-        let elapsed = started.elapsed();
-        println!(
-            "{clients} clients, {} reads ({} from Redis) in {:.1} s = {:.0} req/s \
-             (target >= 5,000 on 2 cores); {} (targets p50 <= 5 ms, p99 <= 25 ms)",
-            latencies.len(),
-            from_redis,
-            elapsed.as_secs_f64(),
-            latencies.len() as f64 / elapsed.as_secs_f64(),
-            Percentiles::of(&mut latencies)
-        );
-        println!(
-            "RSS of this process (API server + load client): {} MB (target for the API <= 100 MB)",
-            rss_mb()
-        );
-        Ok(())
+        load.elapsed = started.elapsed();
+        Ok(load)
     }
+}
+
+/// What a read load saw: latencies of the pages served, and where they came from.
+struct ReadLoad {
+    latencies: Vec<Duration>,
+    from_redis: u64,
+    unavailable: u64,
+    elapsed: Duration,
 }
 
 struct Percentiles {

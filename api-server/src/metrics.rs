@@ -156,10 +156,13 @@ impl Metrics {
             &["outcome"],
         )?;
         let redis_call_seconds = Histogram::with_opts(
-            HistogramOpts::new("api_redis_call_duration_seconds", "Time of one Redis call or batch")
-                .buckets(vec![
-                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
-                ]),
+            HistogramOpts::new(
+                "api_redis_call_duration_seconds",
+                "Time of one Redis call or batch",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+            ]),
         )?;
         for collector in [
             Box::new(likes_pending_flush.clone()) as Box<dyn prometheus::core::Collector>,

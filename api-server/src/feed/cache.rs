@@ -57,6 +57,13 @@ pub fn add_fanout_commands(batch: &mut Batch, kv: &Kv, user_ids: &[u64], post_id
     }
 }
 
+/// Whether Redis holds a feed for `user_id`.
+pub async fn feed_exists(kv: &Kv, user_id: u64) -> redis::RedisResult<bool> {
+    let mut exists = cmd("EXISTS");
+    exists.arg(kv.keys().feed(user_id));
+    kv.query::<i64>(&exists).await.map(|count| count > 0)
+}
+
 /// Adds `post_ids` to one user's feed if it exists (follow backfill, rebuild catch-up).
 pub async fn insert_ids(
     kv: &Kv,

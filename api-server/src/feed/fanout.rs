@@ -14,10 +14,10 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
+use super::jobs::FeedJob;
 use super::{cache, store};
 use crate::kv::{Batch, Kv};
 use crate::state::AppState;
-
 
 /// Runs fan-out workers until `shutdown` (jobs in flight finish first).
 pub async fn run_fanout_worker(state: AppState, kv: Kv, shutdown: CancellationToken) {
@@ -50,14 +50,21 @@ pub async fn run_fanout_worker(state: AppState, kv: Kv, shutdown: CancellationTo
             let (state, kv) = (&state, &kv);
             async move {
                 let started = Instant::now();
-                match fan_out(state, kv, job.post_id).await {
+                match job.job.run(state, kv).await {
                     Ok(recipients) => {
-                        if let Err(error) = store::delete_outbox_job(state.db.writer(), job.id).await {
+                        if let Err(error) =
+                            store::delete_outbox_job(state.db.writer(), job.id).await
+                        {
                             tracing::warn!(%error, job = job.id, "cannot delete a finished job");
                         }
-                        state.metrics.fanout_seconds.observe(started.elapsed().as_secs_f64());
-                        let lag = (Utc::now() - job.created_at).to_std().unwrap_or_default();
-                        state.metrics.fanout_lag_seconds.observe(lag.as_secs_f64());
+                        state
+                            .metrics
+                            .fanout_seconds
+                            .observe(started.elapsed().as_secs_f64());
+                        if matches!(job.job, FeedJob::FanOut { .. }) {
+                            let lag = (Utc::now() - job.created_at).to_std().unwrap_or_default();
+                            state.metrics.fanout_lag_seconds.observe(lag.as_secs_f64());
+                        }
                         state.metrics.fanout_writes.inc_by(recipients);
                     }
                     Err(error) => {
@@ -77,8 +84,8 @@ async fn retry_or_park(state: &AppState, job: &store::OutboxJob, error: &anyhow:
     let writer = state.db.writer();
     match retry_delay(&state.config.redis.redis_retry_delays, job.attempts) {
         Some(delay) => {
-            tracing::warn!(error = format!("{error:#}"), post = job.post_id,
-                attempts = job.attempts, ?delay, "fan-out failed; will retry");
+            tracing::warn!(error = format!("{error:#}"), job = ?job.job,
+                attempts = job.attempts, ?delay, "feed job failed; will retry");
             let at = crate::db::now()
                 + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::seconds(2));
             if let Err(error) = store::postpone_outbox_job(writer, job.id, at).await {
@@ -86,14 +93,17 @@ async fn retry_or_park(state: &AppState, job: &store::OutboxJob, error: &anyhow:
             }
         }
         None => {
-            tracing::warn!(error = format!("{error:#}"), post = job.post_id,
-                attempts = job.attempts, "fan-out failed every retry; parked until Redis answers");
+            tracing::warn!(error = format!("{error:#}"), job = ?job.job,
+                attempts = job.attempts, "feed job failed every retry; parked until Redis answers");
             match store::park_outbox_job(writer, job.id, crate::db::now()).await {
                 Ok(()) => {
                     if !state.feed.recovery.push(job.id) {
                         state.metrics.recovery_overflows.inc();
                     }
-                    state.metrics.recovery_queue_depth.set(state.feed.recovery.len() as i64);
+                    state
+                        .metrics
+                        .recovery_queue_depth
+                        .set(state.feed.recovery.len() as i64);
                 }
                 Err(error) => {
                     tracing::warn!(%error, job = job.id, "cannot park a job; its lease will expire");
@@ -105,7 +115,7 @@ async fn retry_or_park(state: &AppState, job: &store::OutboxJob, error: &anyhow:
 
 /// The wait before attempt `attempts + 1`: the configured delay for this attempt, +-20 %
 /// so jobs that failed together do not retry together; `None` once the delays are used up.
-fn retry_delay(delays: &[Duration], attempts: u32) -> Option<Duration> {
+pub fn retry_delay(delays: &[Duration], attempts: u32) -> Option<Duration> {
     let base = delays.get(attempts.saturating_sub(1) as usize)?;
     let jitter = rand::random_range(0.8..1.2);
     Some(base.mul_f64(jitter))
@@ -194,8 +204,13 @@ mod tests {
     fn retries_follow_the_configured_delays_with_jitter_then_stop() {
         let delays = [2, 4, 8].map(Duration::from_secs);
         for (attempts, base) in [(1, 2.0), (2, 4.0), (3, 8.0)] {
-            let delay = retry_delay(&delays, attempts).expect("a retry").as_secs_f64();
-            assert!(delay >= base * 0.8 && delay <= base * 1.2, "{attempts}: {delay}");
+            let delay = retry_delay(&delays, attempts)
+                .expect("a retry")
+                .as_secs_f64();
+            assert!(
+                delay >= base * 0.8 && delay <= base * 1.2,
+                "{attempts}: {delay}"
+            );
         }
         assert_eq!(retry_delay(&delays, 4), None, "then the recovery queue");
     }

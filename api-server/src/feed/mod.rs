@@ -9,6 +9,7 @@
 pub mod cache;
 pub mod fanout;
 pub mod handlers;
+pub mod jobs;
 pub mod recovery;
 pub mod service;
 pub mod store;

@@ -93,7 +93,10 @@ pub async fn run_recovery_loop(state: AppState, kv: Kv, shutdown: CancellationTo
 pub async fn recover_once(state: &AppState, kv: &Kv) -> anyhow::Result<usize> {
     let queue = &state.feed.recovery;
     let (pending, parked) = store::count_outbox_jobs(state.db.writer()).await?;
-    state.metrics.outbox_pending.set(i64::try_from(pending).unwrap_or(i64::MAX));
+    state
+        .metrics
+        .outbox_pending
+        .set(i64::try_from(pending).unwrap_or(i64::MAX));
     state.metrics.recovery_queue_depth.set(queue.len() as i64);
     if parked == 0 && queue.is_empty() {
         return Ok(0);

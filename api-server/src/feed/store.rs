@@ -1,40 +1,75 @@
 //! SQL of the feed pipeline: the fan-out outbox, follower pages, and feeds read from MySQL
 //! (the source Redis feeds are rebuilt from, and the fallback when they cannot be used).
 
+use super::jobs::FeedJob;
 use crate::db::fetch_ids_in;
 use chrono::{DateTime, Utc};
-use sqlx::{MySqlConnection, MySqlExecutor, MySqlPool};
+use sqlx::{MySqlExecutor, MySqlPool};
 
-/// A claimed fan-out job.
-#[derive(Debug, Clone, Copy, sqlx::FromRow)]
+/// A claimed outbox job.
+#[derive(Debug, Clone, Copy)]
 pub struct OutboxJob {
     /// Outbox row id.
     pub id: u64,
-    /// The post to fan out.
-    pub post_id: u64,
-    /// Its author.
-    pub author_id: u64,
+    /// What to do.
+    pub job: FeedJob,
     /// Times the job was claimed before (this claim included).
     pub attempts: u32,
-    /// When its post was committed (fan-out lag is measured from here).
+    /// When it was recorded (for a fan-out, when its post was committed).
     pub created_at: DateTime<Utc>,
 }
 
-/// Records a fan-out job in the post's transaction.
+#[derive(sqlx::FromRow)]
+struct OutboxRow {
+    id: u64,
+    kind: String,
+    post_id: Option<u64>,
+    author_id: Option<u64>,
+    user_id: Option<u64>,
+    attempts: u32,
+    created_at: DateTime<Utc>,
+}
+
+impl OutboxRow {
+    fn job(&self) -> Option<FeedJob> {
+        match (
+            self.kind.as_str(),
+            self.post_id,
+            self.author_id,
+            self.user_id,
+        ) {
+            ("fanout", Some(post_id), Some(author_id), _) => {
+                Some(FeedJob::FanOut { post_id, author_id })
+            }
+            ("rebuild", _, _, Some(user_id)) => Some(FeedJob::RebuildFeed { user_id }),
+            _ => None,
+        }
+    }
+}
+
+/// Records a job, available to workers from `available_at` (in the caller's transaction
+/// when it must commit with the change that caused it, as a post's fan-out does).
 pub async fn insert_outbox_job(
-    tx: &mut MySqlConnection,
-    post_id: u64,
-    author_id: u64,
+    conn: impl MySqlExecutor<'_>,
+    job: FeedJob,
     now: DateTime<Utc>,
+    available_at: DateTime<Utc>,
 ) -> sqlx::Result<u64> {
+    let (kind, post_id, author_id, user_id) = match job {
+        FeedJob::FanOut { post_id, author_id } => ("fanout", Some(post_id), Some(author_id), None),
+        FeedJob::RebuildFeed { user_id } => ("rebuild", None, None, Some(user_id)),
+    };
     let result = sqlx::query(
-        "INSERT INTO feed_outbox (post_id, author_id, available_at, created_at) VALUES (?, ?, ?, ?)",
+        "INSERT INTO feed_outbox (kind, post_id, author_id, user_id, available_at, created_at) \
+         VALUES (?, ?, ?, ?, ?, ?)",
     )
+    .bind(kind)
     .bind(post_id)
     .bind(author_id)
+    .bind(user_id)
+    .bind(available_at)
     .bind(now)
-    .bind(now)
-    .execute(&mut *tx)
+    .execute(conn)
     .await?;
     Ok(result.last_insert_id())
 }
@@ -48,23 +83,39 @@ pub async fn claim_outbox_jobs(
 ) -> sqlx::Result<Vec<OutboxJob>> {
     let mut tx = pool.begin().await?;
     // SKIP LOCKED: API replicas polling together split the jobs instead of queueing.
-    let mut jobs: Vec<OutboxJob> = sqlx::query_as(
-        "SELECT id, post_id, author_id, attempts, created_at FROM feed_outbox \
+    let rows: Vec<OutboxRow> = sqlx::query_as(
+        "SELECT id, kind, post_id, author_id, user_id, attempts, created_at FROM feed_outbox \
          WHERE available_at <= ? ORDER BY available_at, id LIMIT ? FOR UPDATE SKIP LOCKED",
     )
     .bind(now)
     .bind(limit)
     .fetch_all(&mut *tx)
     .await?;
-    for job in &mut jobs {
+    let mut jobs = Vec::with_capacity(rows.len());
+    for row in rows {
+        let Some(job) = row.job() else {
+            // Written by a newer version that knows a kind this one does not: leave it to
+            // that version (it stays available).
+            tracing::warn!(
+                id = row.id,
+                kind = row.kind,
+                "outbox job of an unknown kind; skipped"
+            );
+            continue;
+        };
         sqlx::query(
             "UPDATE feed_outbox SET available_at = ?, attempts = attempts + 1 WHERE id = ?",
         )
         .bind(now + lease)
-        .bind(job.id)
+        .bind(row.id)
         .execute(&mut *tx)
         .await?;
-        job.attempts += 1;
+        jobs.push(OutboxJob {
+            id: row.id,
+            job,
+            attempts: row.attempts + 1,
+            created_at: row.created_at,
+        });
     }
     tx.commit().await?;
     Ok(jobs)

@@ -1,5 +1,7 @@
 //! HTTP handlers of the social graph.
 
+use crate::feed::jobs::{FeedJob, run_or_enqueue};
+use crate::feed::service;
 use axum::extract::{OriginalUri, State};
 use axum::response::Response;
 
@@ -49,9 +51,9 @@ pub async fn follow_user(
         })?;
     tx.commit().await?;
     state.feed.forget_follows(user.id);
-    if added && let Err(error) = crate::feed::service::backfill_follow(&state, user.id).await {
-        // The follower's feed misses the backlog until it is next rebuilt; new posts arrive.
-        tracing::warn!(error = %error, "cannot backfill a new follow");
+    if added {
+        let rebuild = FeedJob::RebuildFeed { user_id: user.id };
+        run_or_enqueue(&state, rebuild, service::backfill_follow(&state, user.id)).await;
     }
     follow_state(&state, id, true).await
 }
@@ -76,11 +78,15 @@ pub async fn unfollow_user(
     let removed = store::delete_follow(&mut tx, user.id, id).await?;
     tx.commit().await?;
     state.feed.forget_follows(user.id);
-    if removed
-        && let Err(error) = crate::feed::service::remove_unfollowed(&state, user.id, id).await
-    {
-        // Reads filter by the current follow set, so the posts stay hidden regardless.
-        tracing::warn!(error = %error, "cannot remove unfollowed posts from a feed");
+    if removed {
+        // Reads filter by the current follow set meanwhile, so the posts stay hidden.
+        let rebuild = FeedJob::RebuildFeed { user_id: user.id };
+        run_or_enqueue(
+            &state,
+            rebuild,
+            service::remove_unfollowed(&state, user.id, id),
+        )
+        .await;
     }
     follow_state(&state, id, false).await
 }

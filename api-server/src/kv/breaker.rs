@@ -131,7 +131,8 @@ impl Breaker {
             }
             // A probe that outlived its half-open period, or a call admitted before the
             // breaker opened: neither changes a decision already taken.
-            (Admission::Probe, _) | (Admission::Call, Mode::Open { .. } | Mode::HalfOpen { .. }) => {
+            (Admission::Probe, _)
+            | (Admission::Call, Mode::Open { .. } | Mode::HalfOpen { .. }) => {
                 return;
             }
             (Admission::Call, Mode::Closed) => {}
@@ -242,7 +243,11 @@ mod tests {
         call(&breaker, false);
         assert_eq!(breaker.state(), BreakerState::Closed, "3 calls are too few");
         call(&breaker, true);
-        assert_eq!(breaker.state(), BreakerState::Closed, "the last call succeeded");
+        assert_eq!(
+            breaker.state(),
+            BreakerState::Closed,
+            "the last call succeeded"
+        );
         call(&breaker, false);
         assert_eq!(breaker.state(), BreakerState::Open, "4 of 5 failed");
         assert!(breaker.admit().is_err());
@@ -276,6 +281,10 @@ mod tests {
         breaker.record(probe, true);
         assert_eq!(breaker.state(), BreakerState::Closed);
         call(&breaker, false);
-        assert_eq!(breaker.state(), BreakerState::Closed, "the window was cleared");
+        assert_eq!(
+            breaker.state(),
+            BreakerState::Closed,
+            "the window was cleared"
+        );
     }
 }

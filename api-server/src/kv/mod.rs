@@ -13,7 +13,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
-use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use redis::aio::{
+    ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection,
+};
 use redis::{
     AsyncConnectionConfig, Cmd, ConnectionAddr, ConnectionInfo, ErrorKind, FromRedisValue,
     IntoConnectionInfo, RedisError, RedisResult, Value,
@@ -264,15 +266,21 @@ impl Kv {
                         Err(error) => last_error = Some(error),
                     }
                 }
-                Err(last_error
-                    .unwrap_or_else(|| RedisError::from((ErrorKind::Io, "no cluster node answers"))))
+                Err(last_error.unwrap_or_else(|| {
+                    RedisError::from((ErrorKind::Io, "no cluster node answers"))
+                }))
             }
         }
     }
 
     /// Runs one command on one cluster node, within the timeout; a failed connection is
     /// dropped so the next call reconnects.
-    async fn node_command(&self, cluster: &Cluster, node: &NodeAddr, cmd: &Cmd) -> RedisResult<Value> {
+    async fn node_command(
+        &self,
+        cluster: &Cluster,
+        node: &NodeAddr,
+        cmd: &Cmd,
+    ) -> RedisResult<Value> {
         let result = self
             .bounded(async {
                 let mut connection = cluster.connection_to(node).await?;

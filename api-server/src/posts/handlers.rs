@@ -8,6 +8,7 @@ use super::model::{CreatePostRequest, PostView, UpdatePostRequest, check_idempot
 use super::{service, store};
 use crate::db;
 use crate::error::{ApiError, ErrorBody, Result};
+use crate::feed::jobs::FeedJob;
 use crate::feed::store as feed;
 use crate::http::auth::{AuthUser, MaybeAuthUser};
 use crate::http::extract::{Json, Path, Query};
@@ -66,7 +67,11 @@ pub async fn create_post(
     store::replace_media(&mut tx, id, &media).await?;
     if state.kv.is_some() {
         // Committed with the post: its fan-out survives a crash of this process.
-        feed::insert_outbox_job(&mut tx, id, user.id, now).await?;
+        let job = FeedJob::FanOut {
+            post_id: id,
+            author_id: user.id,
+        };
+        feed::insert_outbox_job(&mut *tx, job, now, now).await?;
     }
     if let Some(key) = &key
         && let Err(error) =

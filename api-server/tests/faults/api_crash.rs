@@ -49,7 +49,11 @@ impl ApiProcess {
         let client = reqwest::Client::new();
         let health = format!("{}/healthz", process.address);
         eventually(30, "sns-api answers /healthz", || async {
-            client.get(&health).send().await.is_ok_and(|r| r.status().is_success())
+            client
+                .get(&health)
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
         })
         .await;
         process
@@ -81,7 +85,8 @@ async fn a_fan_out_cut_by_sigkill_is_finished_by_the_next_process() {
     let author = crate::fixtures::insert_users(&mut conn, "author", 1).await[0];
     let followers = crate::fixtures::insert_users(&mut conn, "f", 9_000).await;
     crate::fixtures::insert_follows(&mut conn, &followers, author).await;
-    let mut config = <sns_api::config::Config as clap::Parser>::try_parse_from(["sns-api"]).unwrap();
+    let mut config =
+        <sns_api::config::Config as clap::Parser>::try_parse_from(["sns-api"]).unwrap();
     config.redis.redis_url = Some(test_env("SNS_TEST_REDIS_URL"));
     config.redis.redis_key_prefix = prefix.clone();
     let kv = sns_api::kv::Kv::connect(&config.redis).unwrap().unwrap();
@@ -89,7 +94,9 @@ async fn a_fan_out_cut_by_sigkill_is_finished_by_the_next_process() {
 
     let mut auth = config.auth.clone();
     auth.jwt_secret = Some(secret.clone().into());
-    let token = sns_api::http::auth::TokenKeys::from_config(&auth).issue(author).unwrap();
+    let token = sns_api::http::auth::TokenKeys::from_config(&auth)
+        .issue(author)
+        .unwrap();
     let created = reqwest::Client::new()
         .post(format!("{}/api/v1/posts", first.address))
         .bearer_auth(&token)
@@ -98,7 +105,9 @@ async fn a_fan_out_cut_by_sigkill_is_finished_by_the_next_process() {
         .await
         .unwrap();
     assert_eq!(created.status(), StatusCode::CREATED);
-    let post = created.json::<serde_json::Value>().await.unwrap()["id"].as_u64().unwrap();
+    let post = created.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_u64()
+        .unwrap();
 
     // Kill it once the fan-out has started but before it ends.
     let sample = &followers[..200];
@@ -109,11 +118,18 @@ async fn a_fan_out_cut_by_sigkill_is_finished_by_the_next_process() {
     first.kill().await;
     let missing = feeds_missing(&kv, &followers, post).await;
     assert!(missing > 0, "the kill came before the fan-out's end");
-    assert_eq!(outbox_rows(&database).await, 1, "the job outlived the process");
+    assert_eq!(
+        outbox_rows(&database).await,
+        1,
+        "the job outlived the process"
+    );
 
     // A new process takes the job up once the dead one's lease ends, and finishes it.
     let second = ApiProcess::start(&database.url(), &prefix, &secret).await;
-    eventually(60, "the outbox empties", || async { outbox_rows(&database).await == 0 }).await;
+    eventually(60, "the outbox empties", || async {
+        outbox_rows(&database).await == 0
+    })
+    .await;
     assert_eq!(feeds_missing(&kv, &followers, post).await, 0, "none lost");
     second.kill().await;
 }

@@ -42,10 +42,19 @@ async fn fan_outs_survive_a_killed_cluster_master() {
         posts.push(app.create_post(&author, &format!("post {i}")).await);
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    eventually(90, "every fan-out completes", || async { outbox(&app).await.0 == 0 }).await;
+    eventually(90, "every fan-out completes", || async {
+        outbox(&app).await.0 == 0
+    })
+    .await;
     for post in posts {
-        assert_eq!(feeds_missing(&kv, &followers, post).await, 0, "post {post}: none lost");
+        assert_eq!(
+            feeds_missing(&kv, &followers, post).await,
+            0,
+            "post {post}: none lost"
+        );
     }
-    let page = app.get("/api/v1/feed", Some(&app.token_for(followers[77]))).await;
+    let page = app
+        .get("/api/v1/feed", Some(&app.token_for(followers[77])))
+        .await;
     assert_eq!(page.header("x-feed-source"), Some("redis"));
 }

@@ -55,9 +55,11 @@ async fn writes_resume_within_10_s_after_the_primary_is_killed_and_none_acknowle
     let password = env.var("SNS_TEST_MYSQL_PASSWORD");
     let primary_port: u16 = env.var("SNS_TEST_MYSQL_PRIMARY_PORT").parse().unwrap();
     let service = ServiceProxy::start(primary_port).await;
-    let database =
-        TestDatabase::create_on(format!("mysql://{user}:{password}@127.0.0.1:{}", service.port))
-            .await;
+    let database = TestDatabase::create_on(format!(
+        "mysql://{user}:{password}@127.0.0.1:{}",
+        service.port
+    ))
+    .await;
     let app = TestApp::spawn_on(database, |config, _| {
         config.database.database_acquire_timeout = Duration::from_secs(1);
     })
@@ -95,7 +97,10 @@ async fn writes_resume_within_10_s_after_the_primary_is_killed_and_none_acknowle
                 }
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
-            assert!(refused_since.is_none(), "writes were still refused at the end");
+            assert!(
+                refused_since.is_none(),
+                "writes were still refused at the end"
+            );
             (acknowledged, longest_gap)
         }
     };
@@ -103,14 +108,24 @@ async fn writes_resume_within_10_s_after_the_primary_is_killed_and_none_acknowle
         tokio::time::sleep(Duration::from_secs(1)).await;
         let killed_at = Instant::now();
         let output = tokio::process::Command::new("bash")
-            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/env/promote-replica.sh"))
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../tests/env/promote-replica.sh"
+            ))
             .arg(env.dir())
             .env("PROMOTE_SIGNAL", "KILL")
             .output()
             .await
             .unwrap();
-        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-        let new_primary: u16 = String::from_utf8_lossy(&output.stdout).trim().parse().unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let new_primary: u16 = String::from_utf8_lossy(&output.stdout)
+            .trim()
+            .parse()
+            .unwrap();
         // The Service follows the role=primary label to the promoted pod.
         service.point_at(new_primary);
         tokio::time::sleep(Duration::from_secs(3)).await;
@@ -118,7 +133,10 @@ async fn writes_resume_within_10_s_after_the_primary_is_killed_and_none_acknowle
         (new_primary, killed_at.elapsed())
     };
     let ((acknowledged, longest_gap), (new_primary, _)) = tokio::join!(writer, failover);
-    assert!(acknowledged.len() > 20, "posts were written before and after");
+    assert!(
+        acknowledged.len() > 20,
+        "posts were written before and after"
+    );
     assert!(
         longest_gap < Duration::from_secs(10),
         "writes resumed {longest_gap:?} after they stopped"
@@ -136,7 +154,10 @@ async fn writes_resume_within_10_s_after_the_primary_is_killed_and_none_acknowle
         .await
         .unwrap();
     let stored: std::collections::HashSet<u64> = stored.into_iter().map(|(id,)| id).collect();
-    let lost: Vec<&u64> = acknowledged.iter().filter(|id| !stored.contains(id)).collect();
+    let lost: Vec<&u64> = acknowledged
+        .iter()
+        .filter(|id| !stored.contains(id))
+        .collect();
     assert!(lost.is_empty(), "acknowledged posts lost: {lost:?}");
     let profile = app.get(&format!("/api/v1/users/{}", author.id), None).await;
     // A post whose answer was lost with the primary may exist too: the count follows the rows.

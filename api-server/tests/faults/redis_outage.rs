@@ -19,7 +19,8 @@ async fn spawn(env: &PrivateEnv, adjust: impl FnOnce(&mut Config)) -> TestApp {
         config.redis.redis_url = Some(redis_url);
         config.redis.redis_key_prefix = format!("t:{}:", uuid::Uuid::new_v4().simple());
         config.redis.redis_timeout = Duration::from_millis(200);
-        config.redis.redis_retry_delays = vec![Duration::from_millis(200), Duration::from_millis(400)];
+        config.redis.redis_retry_delays =
+            vec![Duration::from_millis(200), Duration::from_millis(400)];
         config.redis.redis_breaker_min_calls = 5;
         config.redis.redis_breaker_open_for = Duration::from_secs(5);
         config.redis.recovery_replay_delay = Duration::from_millis(5);
@@ -52,7 +53,12 @@ async fn a_5000_follower_post_while_redis_is_down_reaches_every_feed_once_it_is_
     assert_eq!(page.body["items"][0]["id"], post);
     // Likes and comments keep working.
     let like = app
-        .request(Method::PUT, &format!("/api/v1/posts/{post}/like"), Some(&reader), Value::Null)
+        .request(
+            Method::PUT,
+            &format!("/api/v1/posts/{post}/like"),
+            Some(&reader),
+            Value::Null,
+        )
         .await;
     assert!(like.status.is_success(), "like: {}", like.body);
     let comment = app
@@ -66,7 +72,9 @@ async fn a_5000_follower_post_while_redis_is_down_reaches_every_feed_once_it_is_
     comment.assert_status(StatusCode::CREATED);
     // Without the Redis delta, the count shows the like once the flusher has recounted.
     eventually(5, "the like is counted", || async {
-        let shown = app.get(&format!("/api/v1/posts/{post}"), Some(&reader)).await;
+        let shown = app
+            .get(&format!("/api/v1/posts/{post}"), Some(&reader))
+            .await;
         shown.body["like_count"] == 1 && shown.body["liked_by_me"] == true
     })
     .await;
@@ -78,7 +86,10 @@ async fn a_5000_follower_post_while_redis_is_down_reaches_every_feed_once_it_is_
     })
     .await;
     // Retries used up: the fan-out waits parked, in memory and in MySQL.
-    eventually(15, "the fan-out is parked", || async { outbox(&app).await == (1, 1) }).await;
+    eventually(15, "the fan-out is parked", || async {
+        outbox(&app).await == (1, 1)
+    })
+    .await;
     assert_eq!(metric(&app, "api_recovery_queue_depth").await, 1.0);
     assert!(metric(&app, "api_feed_fallback_reads_total").await >= 1.0);
 
@@ -86,7 +97,11 @@ async fn a_5000_follower_post_while_redis_is_down_reaches_every_feed_once_it_is_
 
     app.wait_for_fanout().await;
     assert_eq!(feeds_missing(&kv, &followers, post).await, 0, "none lost");
-    assert_eq!(feeds_missing(&kv, &followers, before).await, 0, "Redis kept its data");
+    assert_eq!(
+        feeds_missing(&kv, &followers, before).await,
+        0,
+        "Redis kept its data"
+    );
     assert!(metric(&app, "api_recovery_replays_total").await >= 1.0);
     eventually(15, "the breaker closes", || async {
         app.get("/api/v1/feed", Some(&reader)).await;
@@ -113,14 +128,25 @@ async fn an_outage_past_the_in_memory_bound_loses_nothing_and_memory_stays_bound
     for i in 0..12 {
         posts.push(app.create_post(&author, &format!("post {i}")).await);
     }
-    eventually(30, "every fan-out is parked", || async { outbox(&app).await == (12, 12) }).await;
-    assert_eq!(metric(&app, "api_recovery_queue_depth").await, 3.0, "the bound holds");
+    eventually(30, "every fan-out is parked", || async {
+        outbox(&app).await == (12, 12)
+    })
+    .await;
+    assert_eq!(
+        metric(&app, "api_recovery_queue_depth").await,
+        3.0,
+        "the bound holds"
+    );
     assert_eq!(metric(&app, "api_recovery_overflows_total").await, 9.0);
 
     env.testenv("redis-up", &[]).await;
     app.wait_for_fanout().await;
     for post in posts {
-        assert_eq!(feeds_missing(&kv, &followers, post).await, 0, "post {post} reached every feed");
+        assert_eq!(
+            feeds_missing(&kv, &followers, post).await,
+            0,
+            "post {post} reached every feed"
+        );
     }
     assert_eq!(metric(&app, "api_recovery_queue_depth").await, 0.0);
 }
@@ -147,7 +173,10 @@ async fn fallback_reads_are_bounded_in_number_and_time_and_the_excess_gets_503()
 
     // A slow database: the fallback query waits on a table lock held by this connection.
     let mut locker = app.database.connect().await;
-    sqlx::query("LOCK TABLES follows WRITE").execute(&mut locker).await.unwrap();
+    sqlx::query("LOCK TABLES follows WRITE")
+        .execute(&mut locker)
+        .await
+        .unwrap();
     let slow = app.get("/api/v1/feed", Some(&tokens[1]));
     let excess = async {
         // Once the slow read holds the only slot, every other read is refused at once.
@@ -172,9 +201,73 @@ async fn fallback_reads_are_bounded_in_number_and_time_and_the_excess_gets_503()
         "the 4 excess reads were refused for want of a slot, without waiting:\n{text}"
     );
     assert!(text.contains("api_feed_fallback_refused_total{reason=\"timeout\"} 1"));
-    sqlx::query("UNLOCK TABLES").execute(&mut locker).await.unwrap();
+    sqlx::query("UNLOCK TABLES")
+        .execute(&mut locker)
+        .await
+        .unwrap();
 
     let page = app.get("/api/v1/feed", Some(&tokens[2])).await;
     page.assert_status(StatusCode::OK);
     assert_eq!(page.header("x-feed-source"), Some("database"));
+}
+
+#[tokio::test]
+async fn a_follow_while_redis_is_down_reaches_the_redis_feed_once_it_is_back() {
+    let env = PrivateEnv::start(false).await;
+    let app = spawn(&env, |_| {}).await;
+    let alice = app.signup("alice").await;
+    let bob = app.signup("bob").await;
+    let backlog = [
+        app.create_post(&bob, "one").await,
+        app.create_post(&bob, "two").await,
+    ];
+    // Alice has a Redis feed (her first read builds it).
+    app.get("/api/v1/feed", Some(&alice.token)).await;
+    let kv = app.kv();
+    eventually(10, "alice's feed is built", || async {
+        sns_api::feed::cache::feed_exists(&kv, alice.id)
+            .await
+            .unwrap()
+    })
+    .await;
+
+    env.testenv("redis-down", &[]).await;
+    app.request(
+        Method::PUT,
+        &format!("/api/v1/users/{}/follow", bob.id),
+        Some(&alice.token),
+        Value::Null,
+    )
+    .await
+    .assert_status(StatusCode::OK);
+    // Meanwhile MySQL serves the page, backlog included.
+    let page = app.get("/api/v1/feed", Some(&alice.token)).await;
+    assert_eq!(page.header("x-feed-source"), Some("database"));
+    assert_eq!(page.body["items"][0]["id"], backlog[1]);
+    // The follow's feed update waits in the outbox.
+    assert_eq!(outbox(&app).await.0, 1);
+
+    env.testenv("redis-up", &[]).await;
+    app.wait_for_fanout().await;
+    let ids: Vec<u64> = redis::cmd("ZREVRANGEBYSCORE")
+        .arg(app.kv().keys().feed(alice.id))
+        .arg("(+inf")
+        .arg("-inf")
+        .query_async(
+            &mut redis::Client::open(env.var("SNS_TEST_REDIS_URL"))
+                .unwrap()
+                .get_multiplexed_async_connection()
+                .await
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        ids,
+        vec![backlog[1], backlog[0]],
+        "the Redis feed holds the backlog"
+    );
+    let page = app.get("/api/v1/feed", Some(&alice.token)).await;
+    assert_eq!(page.header("x-feed-source"), Some("redis"));
+    assert_eq!(page.body["items"][1]["id"], backlog[0]);
 }
