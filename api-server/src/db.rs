@@ -176,7 +176,12 @@ fn lazy_pool(
         .context("parsing a database URL")?
         .charset("utf8mb4")
         // Timestamps are written and read as UTC whatever the server's zone.
-        .timezone(Some(String::from("+00:00")));
+        .timezone(Some(String::from("+00:00")))
+        // No `SET sql_mode=(SELECT CONCAT(...))` on connect: ProxySQL cannot parse it and pins
+        // such a session to one hostgroup, which would send every read to the writer. Our SQL
+        // uses neither `||` nor engine names, so those modes change nothing for it.
+        .pipes_as_concat(false)
+        .no_engine_substitution(false);
     Ok(MySqlPoolOptions::new()
         .max_connections(config.database_max_connections)
         .min_connections(0)

@@ -309,6 +309,7 @@ impl Kv {
         let mut pending: Vec<(usize, Option<NodeAddr>)> =
             (0..commands.len()).map(|index| (index, None)).collect();
         let mut last_error: Option<RedisError> = None;
+        let (mut node_failures, mut node_failed) = (0u32, false);
         for round in 0..MAX_ROUNDS {
             if pending.is_empty() {
                 break;
@@ -335,12 +336,18 @@ impl Kv {
                 let values = match outcome {
                     Ok(values) => values,
                     Err(error) => {
-                        // The node did not answer (failover under way?): resend it all.
-                        tracing::debug!(%error, ?target, "batch part failed; retrying");
+                        // Nobody waits on a dead server: one immediate resend (a dropped
+                        // connection is remade; on a cluster, after a slot refresh, in case a
+                        // replica has taken over), then the error. Callers that must succeed
+                        // retry later (the outbox); readers fall back.
+                        if node_failures >= 1 {
+                            return Err(error);
+                        }
+                        tracing::debug!(%error, ?target, "batch part failed; resending after a refresh");
+                        node_failed = true;
                         last_error = Some(error);
                         pending.extend(items.iter().map(|(index, _)| (*index, None)));
                         refresh = true;
-                        wait = true;
                         continue;
                     }
                 };
@@ -376,8 +383,13 @@ impl Kv {
             if pending.is_empty() {
                 break;
             }
+            if node_failed {
+                node_failures += 1;
+                node_failed = false;
+            }
             if wait {
-                let backoff = Duration::from_millis(50 << round.min(4));
+                // TRYAGAIN / CLUSTERDOWN: the cluster asks for a moment (25-100 ms per round).
+                let backoff = Duration::from_millis(25 << round.min(2));
                 tokio::time::sleep(backoff).await;
             }
             if refresh {
