@@ -1,8 +1,9 @@
 //! Command line of the operator: flags and environment variables (`OPERATOR_*`).
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 /// The operator's command line.
 #[derive(Debug, Parser)]
@@ -25,15 +26,62 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the controller (in a pod, or against the current kubeconfig).
-    Run {
-        /// Where `/metrics` is served.
-        #[arg(long, env = "OPERATOR_METRICS_ADDR", default_value = "0.0.0.0:9090")]
-        metrics_addr: std::net::SocketAddr,
-    },
+    Run(RunArgs),
     /// Print every object an SnsCluster stands for, as YAML, without a cluster.
     Render {
         /// The SnsCluster manifest (YAML).
         #[arg(short = 'f', long = "filename")]
         file: PathBuf,
     },
+}
+
+/// Flags of `sns-operator run`.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Where `/metrics`, `/healthz` and Orchestrator's failover hook are served.
+    #[arg(long, env = "OPERATOR_METRICS_ADDR", default_value = "0.0.0.0:9090")]
+    pub metrics_addr: SocketAddr,
+
+    /// Elect a leader through a Lease, so that only one replica reconciles
+    /// (`--leader-election=false` turns it off: then run one replica only).
+    #[arg(long, env = "OPERATOR_LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    pub leader_election: bool,
+
+    /// Name of the leader-election Lease.
+    #[arg(
+        long,
+        env = "OPERATOR_LEASE_NAME",
+        default_value = "sns-operator-leader"
+    )]
+    pub lease_name: String,
+
+    /// Namespace of the Lease: the operator's own (downward API); default: the kubeconfig's.
+    #[arg(long, env = "POD_NAMESPACE")]
+    pub lease_namespace: Option<String>,
+
+    /// This replica's identity in the Lease and in Events (its pod name); default: random.
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+
+    /// Watch SnsClusters in this namespace only; default: every namespace.
+    #[arg(long, env = "OPERATOR_WATCH_NAMESPACE")]
+    pub watch_namespace: Option<String>,
+
+    /// Seconds between two looks at a Ready cluster's data plane (Orchestrator's primary, so
+    /// a lost failover hook is caught; replication; the Redis Cluster).
+    #[arg(long, env = "OPERATOR_CHECK_INTERVAL_SECS", default_value_t = 30)]
+    pub check_interval_secs: u64,
+
+    /// Replication lag, in seconds, above which the cluster is Degraded.
+    #[arg(long, env = "OPERATOR_MAX_REPLICATION_LAG_SECS", default_value_t = 30)]
+    pub max_replication_lag_secs: u64,
+
+    /// `host:port` where Orchestrator's failover hook and Prometheus reach this operator
+    /// (its metrics Service).
+    #[arg(long, env = "OPERATOR_SERVICE_ADDRESS", default_value = crate::reconcile::build::DEFAULT_OPERATOR_ADDRESS)]
+    pub service_address: String,
+
+    /// Timeout, in seconds, of each call to Redis, MySQL or Orchestrator.
+    #[arg(long, env = "OPERATOR_DATAPLANE_TIMEOUT_SECS", default_value_t = 5)]
+    pub dataplane_timeout_secs: u64,
 }

@@ -1,12 +1,18 @@
 //! The controller: watches SnsClusters and the objects they own, and reconciles each cluster
 //!
 //! ```text
-//! SnsCluster changed (or a child changed) ─► reconcile
-//!   paused?  ─► nothing is written
-//!   secrets  ─► generated once when absent (never overwritten)
-//!   build    ─► server-side apply of every child, owner reference to the cluster
-//!   status   ─► observedGeneration + conditions, written only when they change
+//! SnsCluster changed (or a child changed, or its periodic check is due) ─► reconcile
+//!   paused?    ─► nothing is written
+//!   secrets    ─► generated once when absent (never overwritten)
+//!   build      ─► server-side apply of every child, owner reference to the cluster
+//!   data plane ─► health::check: MySQL primary (a failover is recorded, the role=primary
+//!                 label moved), replication, Redis Cluster (bootstrapped when not formed)
+//!   status     ─► observedGeneration + conditions, written only when they change (never
+//!                 status.mysql: that is failover::record's); an Event when Ready or
+//!                 Degraded changes
 //! ```
+//!
+//! Only the leader runs this (`leader`); `startup` wires it.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -25,9 +31,11 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
-use crate::crd::{ApiStatus, Condition, SnsCluster, SnsClusterStatus};
-use crate::metrics::Metrics;
-use crate::reconcile::build::{BuildError, build_cluster};
+pub use crate::context::Context;
+use crate::crd::SnsCluster;
+use crate::health;
+use crate::reconcile::build::{BuildError, BuildInputs, build_cluster_with};
+use crate::reconcile::status;
 
 /// Field manager of every server-side apply the operator makes.
 pub const FIELD_MANAGER: &str = "sns-operator";
@@ -51,6 +59,14 @@ pub enum Error {
     /// The status could not be written.
     #[error("updating status: {0}")]
     UpdateStatus(#[source] kube::Error),
+    /// Looking at the data plane needed the API server and it failed (listing pods,
+    /// recording the MySQL primary, moving the role=primary label).
+    #[error("{what}: {source}")]
+    Observe {
+        what: String,
+        #[source]
+        source: kube::Error,
+    },
 }
 
 impl Error {
@@ -61,35 +77,33 @@ impl Error {
             Self::Build(_) => "build",
             Self::Apply { .. } => "apply",
             Self::UpdateStatus(_) => "update_status",
+            Self::Observe { .. } => "observe",
+        }
+    }
+
+    /// Wraps a Kubernetes failure met while looking at the data plane.
+    pub fn observe(what: &str) -> impl FnOnce(kube::Error) -> Self + '_ {
+        move |source| Self::Observe {
+            what: what.to_owned(),
+            source,
         }
     }
 }
 
-/// Shared state of every reconcile.
-pub struct Context {
-    /// Kubernetes client.
-    pub client: Client,
-    /// Operator metrics.
-    pub metrics: Arc<Metrics>,
-}
-
-/// Runs the controller until `shutdown` completes.
+/// Runs the controller until `shutdown` completes (reconciles in flight finish first).
 pub async fn run(
-    client: Client,
-    metrics: Arc<Metrics>,
+    context: Arc<Context>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let context = Arc::new(Context {
-        client: client.clone(),
-        metrics,
-    });
+    let client = context.client.clone();
+    let namespace = context.settings.watch_namespace.as_deref();
     let config = watcher::Config::default();
-    Controller::new(Api::<SnsCluster>::all(client.clone()), config.clone())
-        .owns(Api::<Deployment>::all(client.clone()), config.clone())
-        .owns(Api::<StatefulSet>::all(client.clone()), config.clone())
-        .owns(Api::<Service>::all(client.clone()), config.clone())
-        .owns(Api::<ConfigMap>::all(client.clone()), config.clone())
-        .owns(Api::<PodDisruptionBudget>::all(client.clone()), config)
+    Controller::new(scoped::<SnsCluster>(&client, namespace), config.clone())
+        .owns(scoped::<Deployment>(&client, namespace), config.clone())
+        .owns(scoped::<StatefulSet>(&client, namespace), config.clone())
+        .owns(scoped::<Service>(&client, namespace), config.clone())
+        .owns(scoped::<ConfigMap>(&client, namespace), config.clone())
+        .owns(scoped::<PodDisruptionBudget>(&client, namespace), config)
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, context)
         .for_each(|result| async move {
@@ -98,6 +112,17 @@ pub async fn run(
             }
         })
         .await;
+}
+
+/// Every namespace, or only `namespace`.
+fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
+{
+    match namespace {
+        Some(namespace) => Api::namespaced(client.clone(), namespace),
+        None => Api::all(client.clone()),
+    }
 }
 
 /// Brings one cluster's children and status in line with its spec.
@@ -135,7 +160,13 @@ async fn reconcile_cluster(cluster: &SnsCluster, context: &Context) -> Result<Ac
         label: &label,
     };
     ensure_secrets(client, cluster, &namespace).await?;
-    let objects = build_cluster(cluster, true)?;
+    let objects = build_cluster_with(
+        cluster,
+        &BuildInputs {
+            owned: true,
+            operator_address: context.settings.service_address.clone(),
+        },
+    )?;
     for object in &objects.config_maps {
         target.apply(object).await?;
     }
@@ -151,13 +182,21 @@ async fn reconcile_cluster(cluster: &SnsCluster, context: &Context) -> Result<Ac
     for object in &objects.disruption_budgets {
         target.apply(object).await?;
     }
-    let status = observe(client, cluster, &namespace).await;
+    let report = health::check(context, cluster, &namespace).await?;
+    let status = status::observe(client, cluster, &namespace, &report).await;
     if cluster.status.as_ref() != Some(&status) {
         context
             .metrics
             .patches
             .with_label_values(&[label.as_str(), "SnsCluster/status"])
             .inc();
+        // status.mysql belongs to failover::record (conditional writes, counted once); this
+        // apply leaves it out, so a stale cache here can never undo a recorded failover.
+        let mut body = serde_json::to_value(&status)
+            .map_err(|e| Error::UpdateStatus(kube::Error::SerdeError(e)))?;
+        if let Some(fields) = body.as_object_mut() {
+            fields.remove("mysql");
+        }
         Api::<SnsCluster>::namespaced(client.clone(), &namespace)
             .patch_status(
                 &cluster.name_any(),
@@ -165,19 +204,21 @@ async fn reconcile_cluster(cluster: &SnsCluster, context: &Context) -> Result<Ac
                 &Patch::Apply(json!({
                     "apiVersion": "sns-platform.dev/v1alpha1",
                     "kind": "SnsCluster",
-                    "status": status,
+                    "status": body,
                 })),
             )
             .await
             .map_err(Error::UpdateStatus)?;
+        status::announce_transitions(context, cluster, &status).await;
     }
     let ready = status
         .conditions
         .iter()
         .any(|c| c.type_ == "Ready" && c.status == "True");
-    // Children changing wake us up; the periodic look only catches what no watch reports.
+    // Children changing wake us up; the periodic look is for what no watch reports: the data
+    // plane (a failover whose hook was lost, replication, Redis).
     Ok(Action::requeue(if ready {
-        Duration::from_secs(300)
+        context.settings.check_interval
     } else {
         Duration::from_secs(10)
     }))
@@ -268,14 +309,8 @@ async fn ensure_secrets(
     cluster: &SnsCluster,
     namespace: &str,
 ) -> Result<(), Error> {
-    let name = cluster.name_any();
-    let mut wanted = vec![(
-        format!("{name}-mysql"),
-        vec!["root-password", "sns-password", "replication-password"],
-    )];
-    if cluster.spec.api.jwt_secret_name.is_none() {
-        wanted.push((format!("{name}-api-jwt"), vec!["jwt-secret"]));
-    }
+    // The builders' list: the Secrets and keys the objects they build refer to.
+    let wanted = crate::reconcile::build::generated_secrets(cluster);
     let secrets = Api::<Secret>::namespaced(client.clone(), namespace);
     for (secret_name, keys) in wanted {
         let data: BTreeMap<String, String> = keys
@@ -306,147 +341,4 @@ async fn ensure_secrets(
         }
     }
     Ok(())
-}
-
-/// Reads the children's state into the cluster's status.
-async fn observe(client: &Client, cluster: &SnsCluster, namespace: &str) -> SnsClusterStatus {
-    let name = cluster.name_any();
-    let deployments = Api::<Deployment>::namespaced(client.clone(), namespace);
-    let stateful_sets = Api::<StatefulSet>::namespaced(client.clone(), namespace);
-    let api_ready = deployments
-        .get_opt(&format!("{name}-api"))
-        .await
-        .ok()
-        .flatten()
-        .and_then(|d| d.status)
-        .and_then(|s| s.ready_replicas)
-        .unwrap_or(0);
-    let sts_ready = |sts: Option<StatefulSet>| {
-        let wanted = sts
-            .as_ref()
-            .and_then(|s| s.spec.as_ref())
-            .and_then(|s| s.replicas)
-            .unwrap_or(0);
-        let ready = sts
-            .and_then(|s| s.status)
-            .and_then(|s| s.ready_replicas)
-            .unwrap_or(0);
-        (ready, wanted)
-    };
-    let mysql = sts_ready(
-        stateful_sets
-            .get_opt(&format!("{name}-mysql"))
-            .await
-            .ok()
-            .flatten(),
-    );
-    let redis = sts_ready(
-        stateful_sets
-            .get_opt(&format!("{name}-redis"))
-            .await
-            .ok()
-            .flatten(),
-    );
-    let previous = cluster.status.clone().unwrap_or_default();
-    let generation = cluster.metadata.generation;
-    let mut conditions = Vec::new();
-    let mut component = |type_: &str, ready: bool, waiting: String| {
-        let (status, reason, message) = if ready {
-            ("True", "Ready", format!("{type_} is ready"))
-        } else {
-            ("False", "Waiting", waiting)
-        };
-        conditions.push(condition(
-            &previous, type_, status, reason, &message, generation,
-        ));
-        ready
-    };
-    let api_ok = component(
-        "ApiReady",
-        api_ready >= cluster.spec.api.replicas,
-        format!(
-            "{api_ready} of {} API pods are ready",
-            cluster.spec.api.replicas
-        ),
-    );
-    let mysql_ok = component(
-        "MysqlReady",
-        mysql.1 > 0 && mysql.0 >= mysql.1,
-        format!("{} of {} MySQL servers are ready", mysql.0, mysql.1),
-    );
-    let redis_ok = component(
-        "RedisReady",
-        redis.1 > 0 && redis.0 >= redis.1,
-        format!("{} of {} Redis nodes are ready", redis.0, redis.1),
-    );
-    let all = api_ok && mysql_ok && redis_ok;
-    let waiting: Vec<String> = conditions
-        .iter()
-        .filter(|c| c.status != "True")
-        .map(|c| c.message.clone())
-        .collect();
-    let summary = if all {
-        "every component is ready".to_owned()
-    } else {
-        waiting.join("; ")
-    };
-    let ready = condition(
-        &previous,
-        "Ready",
-        if all { "True" } else { "False" },
-        if all { "Ready" } else { "ComponentsNotReady" },
-        &summary,
-        generation,
-    );
-    let progressing = condition(
-        &previous,
-        "Progressing",
-        if all { "False" } else { "True" },
-        if all { "Stable" } else { "Rolling" },
-        &summary,
-        generation,
-    );
-    let degraded = condition(
-        &previous,
-        "Degraded",
-        "False",
-        "NoFailure",
-        "no component has failed",
-        generation,
-    );
-    let mut all_conditions = vec![ready, progressing, degraded];
-    all_conditions.extend(conditions);
-    SnsClusterStatus {
-        observed_generation: generation,
-        conditions: all_conditions,
-        api: ApiStatus {
-            ready_replicas: api_ready,
-        },
-        mysql: previous.mysql.clone(),
-        redis: previous.redis.clone(),
-    }
-}
-
-/// A condition whose transition time only moves when its status does (no status churn).
-fn condition(
-    previous: &SnsClusterStatus,
-    type_: &str,
-    status: &str,
-    reason: &str,
-    message: &str,
-    generation: Option<i64>,
-) -> Condition {
-    let last = previous.conditions.iter().find(|c| c.type_ == type_);
-    let last_transition_time = match last {
-        Some(last) if last.status == status => last.last_transition_time.clone(),
-        _ => chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-    };
-    Condition {
-        type_: type_.to_owned(),
-        status: status.to_owned(),
-        reason: reason.to_owned(),
-        message: message.to_owned(),
-        last_transition_time,
-        observed_generation: generation,
-    }
 }

@@ -7,12 +7,9 @@ use sns_operator::config::{Cli, Command};
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Run { metrics_addr } => {
+        Command::Run(args) => {
             sns_operator::telemetry::init(&cli.log_format);
-            let client = kube::Client::try_default().await?;
-            let metrics = std::sync::Arc::new(sns_operator::metrics::Metrics::new()?);
-            tokio::spawn(sns_operator::metrics::serve(metrics_addr, metrics.clone()));
-            sns_operator::controller::run(client, metrics, shutdown_signal()).await;
+            sns_operator::startup::run(args, shutdown_signal()).await?;
         }
         Command::Render { file } => {
             print!("{}", sns_operator::render::render_file(&file)?);

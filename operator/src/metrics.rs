@@ -1,10 +1,9 @@
-//! Operator metrics (`operator_reconcile_*`), served as Prometheus text on `--metrics-addr`.
-
-use std::net::SocketAddr;
-use std::sync::Arc;
+//! Operator metrics (`operator_reconcile_*`, `operator_failovers_total`, `operator_leader`),
+//! served as Prometheus text on `--metrics-addr` by `server`.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
 };
 
 /// The operator's metrics in their own registry.
@@ -18,6 +17,10 @@ pub struct Metrics {
     pub reconcile_seconds: Histogram,
     /// `operator_reconcile_patches_total{cluster, kind}`: writes sent to the API server.
     pub patches: IntCounterVec,
+    /// `operator_failovers_total{cluster}`: MySQL failovers recorded (each counted once).
+    pub failovers: IntCounterVec,
+    /// `operator_leader`: 1 while this process holds the leader Lease and reconciles.
+    pub is_leader: IntGauge,
 }
 
 impl Metrics {
@@ -43,16 +46,31 @@ impl Metrics {
             ),
             &["cluster", "kind"],
         )?;
+        let failovers = IntCounterVec::new(
+            Opts::new(
+                "operator_failovers_total",
+                "MySQL failovers recorded (Orchestrator promoted a replica), by cluster",
+            ),
+            &["cluster"],
+        )?;
+        let is_leader = IntGauge::new(
+            "operator_leader",
+            "1 while this operator holds the leader Lease and reconciles",
+        )?;
         registry.register(Box::new(reconciles.clone()))?;
         registry.register(Box::new(reconcile_errors.clone()))?;
         registry.register(Box::new(reconcile_seconds.clone()))?;
         registry.register(Box::new(patches.clone()))?;
+        registry.register(Box::new(failovers.clone()))?;
+        registry.register(Box::new(is_leader.clone()))?;
         Ok(Self {
             registry,
             reconciles,
             reconcile_errors,
             reconcile_seconds,
             patches,
+            failovers,
+            is_leader,
         })
     }
 
@@ -84,18 +102,11 @@ impl Metrics {
             .map(|metric| metric.get_counter().get_value() as u64)
             .sum()
     }
-}
 
-/// Serves `/metrics` on `addr` until the process ends.
-pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>) -> anyhow::Result<()> {
-    let router = axum::Router::new().route(
-        "/metrics",
-        axum::routing::get(move || {
-            let metrics = metrics.clone();
-            async move { metrics.render() }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    axum::serve(listener, router).await?;
-    Ok(())
+    /// Failovers recorded for one cluster (`namespace/name`).
+    pub fn failovers_for(&self, cluster: &str) -> u64 {
+        self.failovers
+            .get_metric_with_label_values(&[cluster])
+            .map_or(0, |counter| counter.get())
+    }
 }

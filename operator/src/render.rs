@@ -43,7 +43,8 @@ mod tests {
         ] {
             let cluster: SnsCluster = serde_saphyr::from_str(text).unwrap();
             let yaml = render(&cluster).unwrap();
-            assert_eq!(yaml.matches("---\n").count(), 10, "{name}");
+            // 19 objects, and 11 more for monitoring (on by default).
+            assert_eq!(yaml.matches("---\n").count(), 30, "{name}");
             assert!(yaml.contains(&format!("name: {name}-api")), "{name}");
         }
     }

@@ -25,7 +25,9 @@ use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
 use k8s_openapi::api::rbac::v1::ClusterRole;
 use kube::config::{AuthInfo, KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client};
+use sns_operator::context::{Context, Settings};
 use sns_operator::crd::SnsCluster;
+use sns_operator::dataplane::DataPlane;
 use sns_operator::metrics::Metrics;
 
 const CHART: &str = "charts/sns-operator";
@@ -272,7 +274,11 @@ async fn the_installed_chart_gives_its_service_account_enough_rights_to_reach_re
     // Act: the operator, as the chart's ServiceAccount, until the cluster is Ready.
     let metrics = Arc::new(Metrics::new().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let controller = sns_operator::controller::run(operator, metrics.clone(), async move {
+    // Pod IPs are fake under KWOK: the data plane is scripted; every Kubernetes call the
+    // data-plane step makes (pods, Secrets, status, labels, Events) is the ServiceAccount's.
+    let (data_plane, _script) = DataPlane::scripted();
+    let context = Context::new(operator, metrics.clone(), data_plane, Settings::default());
+    let controller = sns_operator::controller::run(context, async move {
         let _ = stopped.await;
     });
     let clusters = Api::<SnsCluster>::namespaced(admin.clone(), &cluster_namespace);

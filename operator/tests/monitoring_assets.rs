@@ -164,6 +164,39 @@ fn alert_rule_unit_tests_pass() {
     assert!(output.contains("SUCCESS"), "{output}");
 }
 
+/// The prometheus.yml the operator generates, checked by promtool exactly as the pod reads
+/// it: beside alerts.yaml (both keys of one ConfigMap), so the rule file is checked through
+/// the config's `rule_files` too.
+#[test]
+fn generated_prometheus_config_passes_promtool_check_config() {
+    let mut cluster: sns_operator::crd::SnsCluster = serde_saphyr::from_str(&read(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests/examples/ha.yaml"),
+    ))
+    .unwrap();
+    cluster.metadata.namespace = Some("sns".into());
+    let objects = sns_operator::reconcile::build::build_cluster(&cluster, false).unwrap();
+    let config_map = objects
+        .config_maps
+        .iter()
+        .find(|config_map| config_map.metadata.name.as_deref() == Some("ha-prometheus"))
+        .expect("the ha example has monitoring on, so a ha-prometheus ConfigMap");
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("generated-prometheus");
+    std::fs::create_dir_all(&dir).unwrap();
+    let data = config_map.data.clone().unwrap_or_default();
+    assert!(data.contains_key("prometheus.yml") && data.contains_key("alerts.yaml"));
+    for (file, text) in &data {
+        std::fs::write(dir.join(file), text).unwrap();
+    }
+    let config = dir.join("prometheus.yml");
+    let output = run_tool("promtool", &["check", "config", &config.to_string_lossy()]);
+    assert!(output.contains("SUCCESS"), "{output}");
+    // One success line for the config and one for the rule file it names.
+    assert!(
+        output.contains("alerts.yaml"),
+        "the rule file was not checked: {output}"
+    );
+}
+
 #[test]
 fn default_alertmanager_config_passes_amtool() {
     let output = run_tool("amtool", &["check-config", "alertmanager.yaml"]);

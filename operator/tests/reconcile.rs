@@ -14,7 +14,9 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{DeleteParams, PostParams};
 use kube::{Api, Client};
+use sns_operator::context::{Context, Settings};
 use sns_operator::crd::{SnsCluster, SnsClusterStatus};
+use sns_operator::dataplane::DataPlane;
 use sns_operator::metrics::Metrics;
 
 fn env(name: &str) -> String {
@@ -67,8 +69,11 @@ fn start_operator() -> Arc<Metrics> {
             std::thread::spawn(move || {
                 let runtime = tokio::runtime::Runtime::new().unwrap();
                 runtime.block_on(async {
-                    let client = client().await;
-                    sns_operator::controller::run(client, shared, std::future::pending()).await;
+                    // Pod IPs are fake under KWOK: the data plane is scripted (healthy).
+                    let (data_plane, _script) = DataPlane::scripted();
+                    let context =
+                        Context::new(client().await, shared, data_plane, Settings::default());
+                    sns_operator::controller::run(context, std::future::pending()).await;
                 });
             });
             metrics
@@ -169,6 +174,17 @@ where
     }
 }
 
+/// Waits until the object `name` exists.
+async fn wait_for<K>(api: &Api<K>, name: &str)
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    eventually(30, name, || async {
+        api.get_opt(name).await.unwrap().map(|_| ())
+    })
+    .await;
+}
+
 /// Waits until the cluster reports Ready=True and returns that status.
 async fn wait_until_ready(clusters: &Api<SnsCluster>, name: &str) -> SnsClusterStatus {
     eventually(90, "Ready=True", || async {
@@ -203,43 +219,67 @@ async fn applying_the_minimal_example_creates_every_child_and_reaches_ready() {
         ("SnsCluster", "minimal")
     );
     assert_eq!(deployment.spec.as_ref().unwrap().replicas, Some(2));
-    for name in ["minimal-mysql", "minimal-redis"] {
-        assert!(
-            ns.api::<StatefulSet>()
-                .get_opt(name)
-                .await
-                .unwrap()
-                .is_some(),
-            "{name}"
-        );
-        assert!(
-            ns.api::<ConfigMap>().get_opt(name).await.unwrap().is_some(),
-            "{name}"
-        );
-        assert!(
-            ns.api::<Service>().get_opt(name).await.unwrap().is_some(),
-            "{name}"
-        );
+    // Every child of the minimal example (monitoring is on by default), and the Secrets
+    // generated for it. One reconcile applies them all, the API Deployment among the first.
+    for name in ["mysql", "redis", "orchestrator"] {
+        wait_for(&ns.api::<StatefulSet>(), &format!("minimal-{name}")).await;
     }
-    for name in ["minimal-mysql-primary", "minimal-api"] {
-        assert!(
-            ns.api::<Service>().get_opt(name).await.unwrap().is_some(),
-            "{name}"
-        );
+    for name in [
+        "mysql",
+        "redis",
+        "proxysql",
+        "orchestrator",
+        "prometheus",
+        "alertmanager",
+        "grafana",
+        "grafana-dashboards",
+    ] {
+        wait_for(&ns.api::<ConfigMap>(), &format!("minimal-{name}")).await;
     }
+    for name in [
+        "mysql",
+        "mysql-primary",
+        "redis",
+        "api",
+        "api-pods",
+        "proxysql",
+        "orchestrator",
+        "orchestrator-peers",
+        "prometheus",
+        "alertmanager",
+        "grafana",
+    ] {
+        wait_for(&ns.api::<Service>(), &format!("minimal-{name}")).await;
+    }
+    for name in ["api", "proxysql", "prometheus", "alertmanager", "grafana"] {
+        wait_for(&ns.api::<Deployment>(), &format!("minimal-{name}")).await;
+    }
+    for name in ["api", "proxysql", "orchestrator"] {
+        wait_for(&ns.api::<PodDisruptionBudget>(), &format!("minimal-{name}")).await;
+    }
+    for name in [
+        "mysql",
+        "api-jwt",
+        "orchestrator",
+        "orchestrator-hook",
+        "proxysql",
+        "mysqld-exporter",
+        "grafana",
+    ] {
+        wait_for(&ns.api::<Secret>(), &format!("minimal-{name}")).await;
+    }
+    let proxysql = ns
+        .api::<ConfigMap>()
+        .get("minimal-proxysql")
+        .await
+        .unwrap()
+        .data
+        .unwrap()["proxysql.cnf"]
+        .clone();
     assert!(
-        ns.api::<PodDisruptionBudget>()
-            .get_opt("minimal-api")
-            .await
-            .unwrap()
-            .is_some()
+        proxysql.contains("mysql_replication_hostgroups"),
+        "{proxysql}"
     );
-    for name in ["minimal-mysql", "minimal-api-jwt"] {
-        assert!(
-            ns.api::<Secret>().get_opt(name).await.unwrap().is_some(),
-            "{name}"
-        );
-    }
 
     // KWOK runs the pods and binds the volumes: the cluster becomes Ready.
     let clusters = ns.api::<SnsCluster>();

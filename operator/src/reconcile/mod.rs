@@ -1,4 +1,5 @@
 //! Turning an `SnsCluster` into Kubernetes objects: `build` (pure functions, shared by the
-//! reconciler and `sns-operator render`).
+//! reconciler and `sns-operator render`); and its status: `status` (conditions, Events).
 
 pub mod build;
+pub mod status;

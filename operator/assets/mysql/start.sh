@@ -1,0 +1,99 @@
+#!/bin/bash
+# Prepares one MariaDB server of an SnsCluster, then runs the image's entrypoint. It runs at
+# every start of the container (not once per pod, as an init container would), so a server
+# that restarts decides again whether it may take writes.
+#
+#   1. identity: server_id from the pod ordinal (a replica skips events that carry its own
+#      id) and report_host, so Orchestrator and SHOW SLAVE HOSTS name every server by the
+#      same stable DNS name that ProxySQL and Orchestrator's seeds use;
+#   2. users: users.sql from the ConfigMap with the passwords taken from the environment
+#      (Secrets), written to memory and run by the server itself at every start
+#      (init_file, binary log off), so every server, primary or replica, has every user and
+#      follows password changes;
+#   3. role: a server takes writes only when no other server does and it replicates from
+#      nobody. On its first start a replica is pointed at the primary (GTID auto-position);
+#      a former primary that comes back after a failover follows the new one read-only.
+#
+# Environment: SNS_MYSQL_STATEFULSET, SNS_MYSQL_SERVICE (headless), SNS_MYSQL_SERVERS, and
+# the passwords users.sql names (MONITOR_PASSWORD and REPLICATION_PASSWORD among them).
+set -euo pipefail
+
+# SNS_START_ROOT prefixes every path, for tests; empty in the pod.
+root=${SNS_START_ROOT:-}
+config=$root/etc/sns/mysql
+conf_d=$root/etc/mysql/conf.d
+run=$root/run/sns-mysql
+initdb=$root/docker-entrypoint-initdb.d
+data=$root/var/lib/mysql
+ordinal=${HOSTNAME##*-}
+self=$HOSTNAME.$SNS_MYSQL_SERVICE
+
+render() { awk -v q="'" -f "$config/render.awk" "$@"; }
+
+# The primary is whichever other server answers read_only=0, whatever its ordinal: after a
+# failover it is no longer server 0. Unreachable servers (not started yet) are skipped.
+primary=
+for ((i = 0; i < SNS_MYSQL_SERVERS; i++)); do
+    peer=$SNS_MYSQL_STATEFULSET-$i.$SNS_MYSQL_SERVICE
+    [[ $peer == "$self" ]] && continue
+    answer=$(MYSQL_PWD=$MONITOR_PASSWORD mariadb --no-defaults --host="$peer" --user=monitor \
+        --connect-timeout=2 --batch --skip-column-names \
+        --execute='SELECT @@global.read_only' 2>/dev/null) || continue
+    if [[ $answer == 0 ]]; then
+        primary=$peer
+        break
+    fi
+done
+
+cp "$config/sns.cnf" "$conf_d/sns.cnf"
+render "$config/users.sql" >"$run/users.sql"
+rm -f "$initdb"/*
+
+# `replicate FILE SOURCE MODE` writes the statements that make this server a replica of
+# SOURCE (MODE: slave_pos for an empty server, current_pos for a former primary, whose own
+# transactions are in its binary log rather than in gtid_slave_pos).
+replicate() {
+    printf '%s\n' "CHANGE MASTER TO MASTER_HOST='$2', MASTER_PORT=3306, MASTER_USER='repl', MASTER_PASSWORD='@@REPLICATION_PASSWORD@@', MASTER_USE_GTID=$3, MASTER_CONNECT_RETRY=10;" |
+        render >>"$1"
+}
+
+source=
+if [[ ! -d $data/mysql ]]; then
+    # First start (the entrypoint initialises the data directory and runs $initdb once).
+    if [[ -n $primary ]]; then
+        source=$primary
+    elif ((ordinal != 0)); then
+        # Nobody is primary yet: the cluster is new, and server 0 becomes the primary.
+        source=$SNS_MYSQL_STATEFULSET-0.$SNS_MYSQL_SERVICE
+    fi
+    if [[ -n $source ]]; then
+        replicate "$initdb/50-replicate.sql" "$source" slave_pos
+    fi
+elif [[ -n $primary && ! -f $data/master.info ]]; then
+    # A former primary back after Orchestrator promoted another server: two writers would
+    # split the data. It follows the new primary; a transaction of its own that never reached
+    # the new primary stops replication (gtid_strict_mode), which MySQLReplicationStopped
+    # reports, and an operator decides.
+    source=$primary
+    replicate "$run/users.sql" "$source" current_pos
+    echo 'START SLAVE;' >>"$run/users.sql"
+fi
+
+read_only=OFF
+if [[ -n $source || -f $data/master.info ]]; then
+    read_only=ON
+fi
+cat >"$conf_d/server.cnf" <<EOF
+[mysqld]
+server_id = $((100 + ordinal))
+report_host = $self
+report_port = 3306
+read_only = $read_only
+init_file = /run/sns-mysql/users.sql
+EOF
+echo "start.sh: $self starts with read_only=$read_only (primary seen: ${primary:-none})" >&2
+
+# The server runs as mysql and reads these files itself; nobody else may read the passwords.
+chown -R mysql:mysql "$run" "$initdb"
+chmod -R go= "$run" "$initdb"
+exec docker-entrypoint.sh mariadbd

@@ -1,0 +1,506 @@
+//! MySQL (MariaDB) replication as the servers report it: which server is writable
+//! (`@@read_only = 0`), and each replica's threads, lag and GTID position.
+//!
+//! MariaDB answers `SHOW ALL SLAVES STATUS` (one row per replication source; columns
+//! `Slave_IO_Running`, `Seconds_Behind_Master`, `Gtid_Slave_Pos`, ...); MySQL 8 answers
+//! `SHOW REPLICA STATUS` (`Replica_IO_Running`, `Seconds_Behind_Source`,
+//! `Executed_Gtid_Set`, ...). The flavour is taken from `VERSION()`, and columns are looked
+//! up under both names.
+//!
+//! The queries go through the text protocol (`raw_sql`): MariaDB does not prepare every
+//! `SHOW` statement.
+
+use std::time::Duration;
+
+use futures::FutureExt;
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::mysql::{MySqlConnectOptions, MySqlRow};
+use sqlx::{Connection, MySqlConnection, Row};
+
+use super::plane::bounded;
+use super::{DataPlaneError, PlaneFuture};
+
+/// One MySQL server: its pod name (for messages) and where to reach it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MysqlServer {
+    /// Pod name, or any label for messages.
+    pub name: String,
+    /// IP address or host name.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+}
+
+impl MysqlServer {
+    /// `host:port`.
+    pub fn address(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+}
+
+/// The account the operator reads replication state with.
+#[derive(Clone, Debug)]
+pub struct MysqlLogin {
+    /// User name.
+    pub user: String,
+    /// Password.
+    pub password: SecretString,
+}
+
+/// One replica's replication threads, as `SHOW ALL SLAVES STATUS` reports them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplicaStatus {
+    /// The IO thread (receiving the primary's binlog) says `Yes`.
+    pub is_io_running: bool,
+    /// The SQL thread (applying it) says `Yes`.
+    pub is_sql_running: bool,
+    /// `Seconds_Behind_Master`; `None` (NULL) while a thread is stopped.
+    pub seconds_behind: Option<u64>,
+    /// GTID position applied (`Gtid_Slave_Pos`, or `Executed_Gtid_Set` on MySQL).
+    pub gtid_position: String,
+    /// `Master_Host:Master_Port` it replicates from.
+    pub source: String,
+    /// `Last_IO_Error` or `Last_SQL_Error`, when one is set.
+    pub last_error: Option<String>,
+}
+
+/// One replica's state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReplicaHealth {
+    /// Replication is configured; how its threads are doing.
+    Configured {
+        /// Pod name.
+        name: String,
+        /// The threads.
+        status: ReplicaStatus,
+    },
+    /// The server answers but replicates from nobody.
+    NotConfigured {
+        /// Pod name.
+        name: String,
+    },
+    /// The server did not answer.
+    Unreachable {
+        /// Pod name.
+        name: String,
+        /// Why.
+        error: String,
+    },
+}
+
+/// The primary and its replicas.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplicationHealth {
+    /// `Err` holds why the primary could not be read.
+    pub primary: Result<PrimaryStatus, String>,
+    /// One entry per replica asked, in order.
+    pub replicas: Vec<ReplicaHealth>,
+}
+
+/// What the primary says about itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PrimaryStatus {
+    /// `@@read_only` is set (a primary should take writes).
+    pub is_read_only: bool,
+    /// `@@gtid_binlog_pos` (MariaDB) or `@@gtid_executed` (MySQL).
+    pub gtid_position: String,
+}
+
+/// One reason replication is not healthy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplicationProblem {
+    /// One word for a condition's reason, e.g. `ReplicaNotReplicating`.
+    pub reason: &'static str,
+    /// One sentence naming the server and what is wrong.
+    pub message: String,
+}
+
+impl ReplicationHealth {
+    /// Why replication is not healthy, one entry per server; empty when it is.
+    pub fn problems(&self, primary: &str, max_lag: Duration) -> Vec<ReplicationProblem> {
+        let mut problems = Vec::new();
+        let mut problem = |reason, message| problems.push(ReplicationProblem { reason, message });
+        match &self.primary {
+            Err(error) => problem(
+                "PrimaryUnreachable",
+                format!("primary {primary} does not answer: {error}"),
+            ),
+            Ok(status) if status.is_read_only => {
+                problem("PrimaryReadOnly", format!("primary {primary} is read-only"));
+            }
+            Ok(_) => {}
+        }
+        for replica in &self.replicas {
+            match replica {
+                ReplicaHealth::Unreachable { name, error } => {
+                    problem(
+                        "ReplicaUnreachable",
+                        format!("{name} does not answer: {error}"),
+                    );
+                }
+                ReplicaHealth::NotConfigured { name } => problem(
+                    "ReplicaNotReplicating",
+                    format!("{name} is not replicating: no source configured"),
+                ),
+                ReplicaHealth::Configured { name, status } => {
+                    let error = status
+                        .last_error
+                        .as_deref()
+                        .map(|e| format!(": {e}"))
+                        .unwrap_or_default();
+                    if !status.is_io_running {
+                        problem(
+                            "ReplicaNotReplicating",
+                            format!("{name} is not replicating: IO thread stopped{error}"),
+                        );
+                    } else if !status.is_sql_running {
+                        problem(
+                            "ReplicaNotReplicating",
+                            format!("{name} is not replicating: SQL thread stopped{error}"),
+                        );
+                    } else if let Some(lag) =
+                        status.seconds_behind.filter(|lag| *lag > max_lag.as_secs())
+                    {
+                        problem(
+                            "ReplicationLag",
+                            format!(
+                                "{name} is {lag} s behind the primary (limit {} s)",
+                                max_lag.as_secs()
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+        problems
+    }
+}
+
+/// The MySQL operations the reconciler needs.
+pub trait MysqlReplication: Send + Sync {
+    /// Reads the primary's GTID position and every replica's threads; a server that does
+    /// not answer is reported, not fatal.
+    fn replication_health<'a>(
+        &'a self,
+        login: &'a MysqlLogin,
+        primary: &'a MysqlServer,
+        replicas: &'a [MysqlServer],
+    ) -> PlaneFuture<'a, ReplicationHealth>;
+
+    /// The name of the one server with `read_only = 0` among those that answer; `None` when
+    /// there is none; an error when there are two (the operator never picks between them).
+    fn primary_of<'a>(
+        &'a self,
+        login: &'a MysqlLogin,
+        servers: &'a [MysqlServer],
+    ) -> PlaneFuture<'a, Option<String>>;
+}
+
+/// The real client: one short-lived connection per server and call.
+pub struct MysqlClient {
+    timeout: Duration,
+}
+
+impl MysqlClient {
+    /// A client whose connections and queries time out after `timeout`.
+    pub fn new(timeout: Duration) -> Self {
+        Self { timeout }
+    }
+
+    async fn connect(
+        &self,
+        login: &MysqlLogin,
+        server: &MysqlServer,
+    ) -> Result<MySqlConnection, DataPlaneError> {
+        let options = MySqlConnectOptions::new()
+            .host(&server.host)
+            .port(server.port)
+            .username(&login.user)
+            .password(login.password.expose_secret());
+        bounded(
+            || format!("connecting to mysql {}", server.address()),
+            self.timeout,
+            async {
+                MySqlConnection::connect_with(&options)
+                    .await
+                    .map_err(mysql_error(server))
+            },
+        )
+        .await
+    }
+
+    async fn query(
+        &self,
+        conn: &mut MySqlConnection,
+        server: &MysqlServer,
+        sql: &'static str,
+    ) -> Result<Vec<MySqlRow>, DataPlaneError> {
+        bounded(
+            || format!("{sql} on mysql {}", server.address()),
+            self.timeout,
+            async {
+                sqlx::raw_sql(sql)
+                    .fetch_all(&mut *conn)
+                    .await
+                    .map_err(mysql_error(server))
+            },
+        )
+        .await
+    }
+
+    async fn is_mariadb(
+        &self,
+        conn: &mut MySqlConnection,
+        server: &MysqlServer,
+    ) -> Result<bool, DataPlaneError> {
+        let rows = self.query(conn, server, "SELECT VERSION()").await?;
+        Ok(rows
+            .first()
+            .and_then(|row| text(row, 0))
+            .is_some_and(|version| version.contains("MariaDB")))
+    }
+
+    async fn read_primary(
+        &self,
+        login: &MysqlLogin,
+        server: &MysqlServer,
+    ) -> Result<PrimaryStatus, DataPlaneError> {
+        let mut conn = self.connect(login, server).await?;
+        let sql = if self.is_mariadb(&mut conn, server).await? {
+            "SELECT @@read_only, @@gtid_binlog_pos"
+        } else {
+            "SELECT @@read_only, @@gtid_executed"
+        };
+        let rows = self.query(&mut conn, server, sql).await?;
+        let row = rows.first();
+        Ok(PrimaryStatus {
+            is_read_only: row.and_then(|r| text(r, 0)).is_none_or(|v| v != "0"),
+            gtid_position: row.and_then(|r| text(r, 1)).unwrap_or_default(),
+        })
+    }
+
+    async fn read_replica(
+        &self,
+        login: &MysqlLogin,
+        server: &MysqlServer,
+    ) -> Result<Option<ReplicaStatus>, DataPlaneError> {
+        let mut conn = self.connect(login, server).await?;
+        let sql = if self.is_mariadb(&mut conn, server).await? {
+            "SHOW ALL SLAVES STATUS"
+        } else {
+            "SHOW REPLICA STATUS"
+        };
+        let rows = self.query(&mut conn, server, sql).await?;
+        Ok(rows.first().map(replica_status))
+    }
+
+    async fn read_only(
+        &self,
+        login: &MysqlLogin,
+        server: &MysqlServer,
+    ) -> Result<bool, DataPlaneError> {
+        let mut conn = self.connect(login, server).await?;
+        let rows = self.query(&mut conn, server, "SELECT @@read_only").await?;
+        Ok(rows
+            .first()
+            .and_then(|r| text(r, 0))
+            .is_none_or(|v| v != "0"))
+    }
+}
+
+impl MysqlReplication for MysqlClient {
+    fn replication_health<'a>(
+        &'a self,
+        login: &'a MysqlLogin,
+        primary: &'a MysqlServer,
+        replicas: &'a [MysqlServer],
+    ) -> PlaneFuture<'a, ReplicationHealth> {
+        async move {
+            let (primary, replicas) = futures::join!(
+                self.read_primary(login, primary),
+                futures::future::join_all(replicas.iter().map(|server| async move {
+                    match self.read_replica(login, server).await {
+                        Ok(Some(status)) => ReplicaHealth::Configured {
+                            name: server.name.clone(),
+                            status,
+                        },
+                        Ok(None) => ReplicaHealth::NotConfigured {
+                            name: server.name.clone(),
+                        },
+                        Err(error) => ReplicaHealth::Unreachable {
+                            name: server.name.clone(),
+                            error: error.to_string(),
+                        },
+                    }
+                }))
+            );
+            Ok(ReplicationHealth {
+                primary: primary.map_err(|e| e.to_string()),
+                replicas,
+            })
+        }
+        .boxed()
+    }
+
+    fn primary_of<'a>(
+        &'a self,
+        login: &'a MysqlLogin,
+        servers: &'a [MysqlServer],
+    ) -> PlaneFuture<'a, Option<String>> {
+        async move {
+            let answers = futures::future::join_all(
+                servers
+                    .iter()
+                    .map(|server| async move { (server, self.read_only(login, server).await) }),
+            )
+            .await;
+            let writable: Vec<&str> = answers
+                .iter()
+                .filter(|(_, read_only)| matches!(read_only, Ok(false)))
+                .map(|(server, _)| server.name.as_str())
+                .collect();
+            match writable.as_slice() {
+                [] => Ok(None),
+                [one] => Ok(Some((*one).to_owned())),
+                many => Err(DataPlaneError::Topology(format!(
+                    "more than one writable MySQL server: {}",
+                    many.join(", ")
+                ))),
+            }
+        }
+        .boxed()
+    }
+}
+
+fn mysql_error(server: &MysqlServer) -> impl Fn(sqlx::Error) -> DataPlaneError + '_ {
+    move |source| DataPlaneError::Mysql {
+        server: server.address(),
+        source,
+    }
+}
+
+fn replica_status(row: &MySqlRow) -> ReplicaStatus {
+    let field = |names: &[&str]| names.iter().find_map(|name| text(row, *name));
+    let is_yes = |names: &[&str]| field(names).is_some_and(|v| v.eq_ignore_ascii_case("yes"));
+    let error = [
+        field(&["Last_IO_Error"]),
+        field(&["Last_SQL_Error"]),
+        field(&["Last_Error"]),
+    ]
+    .into_iter()
+    .flatten()
+    .find(|e| !e.is_empty());
+    ReplicaStatus {
+        is_io_running: is_yes(&["Slave_IO_Running", "Replica_IO_Running"]),
+        is_sql_running: is_yes(&["Slave_SQL_Running", "Replica_SQL_Running"]),
+        seconds_behind: field(&["Seconds_Behind_Master", "Seconds_Behind_Source"])
+            .and_then(|v| v.parse().ok()),
+        gtid_position: field(&["Gtid_Slave_Pos", "Executed_Gtid_Set", "Gtid_IO_Pos"])
+            .unwrap_or_default(),
+        source: format!(
+            "{}:{}",
+            field(&["Master_Host", "Source_Host"]).unwrap_or_default(),
+            field(&["Master_Port", "Source_Port"]).unwrap_or_default()
+        ),
+        last_error: error,
+    }
+}
+
+/// A column (by name or position) as text, whatever type the server declared for it (`SHOW`
+/// output mixes VARCHAR, binary strings and BIGINT); NULL and a missing column are `None`.
+fn text<I: sqlx::ColumnIndex<MySqlRow> + Copy>(row: &MySqlRow, column: I) -> Option<String> {
+    row.try_get::<Option<String>, _>(column)
+        .ok()
+        .flatten()
+        .or_else(|| {
+            row.try_get::<Option<u64>, _>(column)
+                .ok()
+                .flatten()
+                .map(|v| v.to_string())
+        })
+        .or_else(|| {
+            row.try_get::<Option<i64>, _>(column)
+                .ok()
+                .flatten()
+                .map(|v| v.to_string())
+        })
+        .or_else(|| {
+            row.try_get::<Option<Vec<u8>>, _>(column)
+                .ok()
+                .flatten()
+                .map(|v| String::from_utf8_lossy(&v).into_owned())
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn configured(name: &str, io: bool, sql: bool, lag: Option<u64>) -> ReplicaHealth {
+        ReplicaHealth::Configured {
+            name: name.into(),
+            status: ReplicaStatus {
+                is_io_running: io,
+                is_sql_running: sql,
+                seconds_behind: lag,
+                gtid_position: "0-1-5".into(),
+                source: "10.0.0.1:3306".into(),
+                last_error: None,
+            },
+        }
+    }
+
+    #[test]
+    fn problems_name_the_replica_and_why() {
+        let health = ReplicationHealth {
+            primary: Ok(PrimaryStatus {
+                is_read_only: false,
+                gtid_position: "0-1-5".into(),
+            }),
+            replicas: vec![
+                configured("db-1", true, true, Some(0)),
+                configured("db-2", true, false, None),
+                configured("db-3", true, true, Some(90)),
+                ReplicaHealth::NotConfigured {
+                    name: "db-4".into(),
+                },
+            ],
+        };
+        let problems: Vec<_> = health
+            .problems("db-0", Duration::from_secs(30))
+            .into_iter()
+            .map(|p| (p.reason, p.message))
+            .collect();
+        assert_eq!(
+            problems,
+            vec![
+                (
+                    "ReplicaNotReplicating",
+                    "db-2 is not replicating: SQL thread stopped".to_owned()
+                ),
+                (
+                    "ReplicationLag",
+                    "db-3 is 90 s behind the primary (limit 30 s)".to_owned()
+                ),
+                (
+                    "ReplicaNotReplicating",
+                    "db-4 is not replicating: no source configured".to_owned()
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_read_only_primary_is_a_problem() {
+        let health = ReplicationHealth {
+            primary: Ok(PrimaryStatus {
+                is_read_only: true,
+                gtid_position: String::new(),
+            }),
+            replicas: vec![],
+        };
+        let problems = health.problems("db-0", Duration::from_secs(30));
+        assert_eq!(problems[0].reason, "PrimaryReadOnly");
+        assert_eq!(problems[0].message, "primary db-0 is read-only");
+    }
+}

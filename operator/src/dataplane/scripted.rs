@@ -1,0 +1,261 @@
+//! The data plane of the Kubernetes tests. Under KWOK the pods have fake IPs and nothing
+//! answers there (TESTENV.md), so these tests script what the data plane says instead; the
+//! real clients beside it are tested against real servers.
+//!
+//! Until scripted otherwise it is healthy: Redis nodes are fresh until bootstrapped, then
+//! `ok`; the MySQL primary is the server with the lowest ordinal and every replica
+//! replicates without lag; Orchestrator does not know the cluster (the reconciler then asks
+//! the servers which one is writable).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+
+use futures::FutureExt;
+
+use super::mysql::PrimaryStatus;
+use super::{
+    BootstrapReport, ClusterHealth, DataPlaneError, InstanceKey, MysqlLogin, MysqlReplication,
+    MysqlServer, Orchestrator, PlaneFuture, RedisCluster, RedisNode, ReplicaHealth, ReplicaStatus,
+    ReplicationHealth,
+};
+
+/// A replica fault a test can inject.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReplicaFault {
+    /// The SQL thread stopped with this error.
+    SqlThreadStopped(String),
+    /// The IO thread stopped with this error.
+    IoThreadStopped(String),
+    /// Replicating, this many seconds behind.
+    Lagging(u64),
+}
+
+/// The scripted data plane; see the module documentation for its defaults.
+#[derive(Debug, Default)]
+pub struct Scripted {
+    // A std mutex: held for a few field reads or writes, never across an `.await`.
+    script: Mutex<Script>,
+}
+
+#[derive(Debug, Default)]
+struct Script {
+    primary: Option<String>,
+    is_orchestrator_down: bool,
+    replica_faults: HashMap<String, ReplicaFault>,
+    redis_state: Option<String>,
+    bootstrapped: HashSet<String>,
+    bootstraps: usize,
+    orchestrator_calls: usize,
+}
+
+impl Scripted {
+    fn with<T>(&self, f: impl FnOnce(&mut Script) -> T) -> T {
+        // A panic while holding it cannot leave the script half-changed in a way that
+        // matters to a test, so a poisoned lock is used as is.
+        let mut script = self
+            .script
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(&mut script)
+    }
+
+    /// Makes `pod` the primary: Orchestrator reports it and it is the only writable server
+    /// (what Orchestrator leaves behind after promoting it). `None` restores the default.
+    pub fn set_primary(&self, pod: Option<&str>) {
+        self.with(|s| s.primary = pod.map(str::to_owned));
+    }
+
+    /// Makes Orchestrator's API unreachable (or reachable again).
+    pub fn set_orchestrator_down(&self, is_down: bool) {
+        self.with(|s| s.is_orchestrator_down = is_down);
+    }
+
+    /// Injects a fault into the replica `pod`, or clears it with `None`.
+    pub fn set_replica_fault(&self, pod: &str, fault: Option<ReplicaFault>) {
+        self.with(|s| match fault {
+            Some(fault) => {
+                s.replica_faults.insert(pod.to_owned(), fault);
+            }
+            None => {
+                s.replica_faults.remove(pod);
+            }
+        });
+    }
+
+    /// Forces the `cluster_state` every formed Redis cluster reports (`Some("fail")`), or
+    /// restores `ok` with `None`.
+    pub fn set_redis_state(&self, state: Option<&str>) {
+        self.with(|s| s.redis_state = state.map(str::to_owned));
+    }
+
+    /// Bootstraps that changed something.
+    pub fn bootstraps(&self) -> usize {
+        self.with(|s| s.bootstraps)
+    }
+
+    /// Calls made to Orchestrator's API so far (each periodic check makes one).
+    pub fn orchestrator_calls(&self) -> usize {
+        self.with(|s| s.orchestrator_calls)
+    }
+}
+
+/// The number at the end of a StatefulSet pod name (`db-12` → 12).
+fn ordinal(name: &str) -> u64 {
+    name.rsplit('-')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(u64::MAX)
+}
+
+impl RedisCluster for Scripted {
+    fn cluster_health<'a>(&'a self, nodes: &'a [RedisNode]) -> PlaneFuture<'a, ClusterHealth> {
+        let health = self.with(|s| {
+            let count = u32::try_from(nodes.len()).unwrap_or(u32::MAX);
+            if !nodes.is_empty() && nodes.iter().all(|n| s.bootstrapped.contains(&n.address())) {
+                ClusterHealth {
+                    state: s.redis_state.clone().unwrap_or_else(|| "ok".into()),
+                    slots_assigned: 16384,
+                    slots_ok: 16384,
+                    known_nodes: count,
+                    empty_masters: 0,
+                    unreachable: vec![],
+                }
+            } else {
+                // Fresh nodes: each knows only itself and serves nothing.
+                ClusterHealth {
+                    state: "fail".into(),
+                    slots_assigned: 0,
+                    slots_ok: 0,
+                    known_nodes: 1,
+                    empty_masters: 1,
+                    unreachable: vec![],
+                }
+            }
+        });
+        async move { Ok(health) }.boxed()
+    }
+
+    fn bootstrap<'a>(
+        &'a self,
+        masters: &'a [RedisNode],
+        replicas: &'a [RedisNode],
+    ) -> PlaneFuture<'a, BootstrapReport> {
+        let report = self.with(|s| {
+            let mut report = BootstrapReport::default();
+            for node in masters.iter().chain(replicas) {
+                if s.bootstrapped.insert(node.address()) {
+                    report.nodes_met += 1;
+                }
+            }
+            if !report.changed_nothing() {
+                s.bootstraps += 1;
+                report.slot_ranges_added = masters.len();
+                report.replicas_attached = replicas.len();
+            }
+            report
+        });
+        async move { Ok(report) }.boxed()
+    }
+}
+
+impl MysqlReplication for Scripted {
+    fn replication_health<'a>(
+        &'a self,
+        _login: &'a MysqlLogin,
+        _primary: &'a MysqlServer,
+        replicas: &'a [MysqlServer],
+    ) -> PlaneFuture<'a, ReplicationHealth> {
+        let health = self.with(|s| ReplicationHealth {
+            primary: Ok(PrimaryStatus {
+                is_read_only: false,
+                gtid_position: "0-1-100".into(),
+            }),
+            replicas: replicas
+                .iter()
+                .map(|server| {
+                    let mut status = ReplicaStatus {
+                        is_io_running: true,
+                        is_sql_running: true,
+                        seconds_behind: Some(0),
+                        gtid_position: "0-1-100".into(),
+                        source: "primary:3306".into(),
+                        last_error: None,
+                    };
+                    match s.replica_faults.get(&server.name) {
+                        Some(ReplicaFault::SqlThreadStopped(error)) => {
+                            status.is_sql_running = false;
+                            status.seconds_behind = None;
+                            status.last_error = Some(error.clone());
+                        }
+                        Some(ReplicaFault::IoThreadStopped(error)) => {
+                            status.is_io_running = false;
+                            status.seconds_behind = None;
+                            status.last_error = Some(error.clone());
+                        }
+                        Some(ReplicaFault::Lagging(seconds)) => {
+                            status.seconds_behind = Some(*seconds);
+                        }
+                        None => {}
+                    }
+                    ReplicaHealth::Configured {
+                        name: server.name.clone(),
+                        status,
+                    }
+                })
+                .collect(),
+        });
+        async move { Ok(health) }.boxed()
+    }
+
+    fn primary_of<'a>(
+        &'a self,
+        _login: &'a MysqlLogin,
+        servers: &'a [MysqlServer],
+    ) -> PlaneFuture<'a, Option<String>> {
+        let scripted = self.with(|s| s.primary.clone());
+        let primary = match scripted {
+            Some(pod) => servers.iter().find(|s| s.name == pod),
+            None => servers.iter().min_by_key(|s| ordinal(&s.name)),
+        }
+        .map(|server| server.name.clone());
+        async move { Ok(primary) }.boxed()
+    }
+}
+
+impl Orchestrator for Scripted {
+    fn clusters<'a>(&'a self, _base_url: &'a str) -> PlaneFuture<'a, Vec<String>> {
+        let answer = self.with(|s| {
+            s.orchestrator_calls += 1;
+            if s.is_orchestrator_down {
+                Err(down())
+            } else {
+                Ok(s.primary.iter().map(|p| format!("{p}:3306")).collect())
+            }
+        });
+        async move { answer }.boxed()
+    }
+
+    fn primary<'a>(&'a self, base_url: &'a str, alias: &'a str) -> PlaneFuture<'a, InstanceKey> {
+        let answer = self.with(|s| {
+            s.orchestrator_calls += 1;
+            match (&s.primary, s.is_orchestrator_down) {
+                (_, true) => Err(down()),
+                // Orchestrator names servers by the host name they report: `<pod>.<service>`.
+                (Some(pod), false) => Ok(InstanceKey {
+                    hostname: format!("{pod}.{alias}-mysql"),
+                    port: 3306,
+                }),
+                (None, false) => Err(DataPlaneError::OrchestratorApi {
+                    url: format!("{base_url}/api/master/{alias}"),
+                    status: 500,
+                    message: format!("No masters found for {alias}"),
+                }),
+            }
+        });
+        async move { answer }.boxed()
+    }
+}
+
+fn down() -> DataPlaneError {
+    DataPlaneError::Topology("scripted: Orchestrator is down".into())
+}

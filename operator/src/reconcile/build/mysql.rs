@@ -1,0 +1,258 @@
+//! MySQL (MariaDB): the StatefulSet of one primary and its GTID replicas, its configuration,
+//! and the mysqld-exporter sidecar. What a server runs at start (start.sh, users.sql) is in
+//! `mysql_init`.
+//!
+//! ```text
+//! ConfigMap <c>-mysql     sns.cnf (GTID settings + spec.mysql.config), start.sh,
+//!                         users.sql (template: @@..._PASSWORD@@), render.awk
+//! Service   <c>-mysql     headless: <c>-mysql-N.<c>-mysql for replication, ProxySQL,
+//!                         Orchestrator and Prometheus
+//! Service   <c>-mysql-primary  pods labelled sns-platform.dev/role=primary
+//! StatefulSet <c>-mysql   mariadb (+ mysqld-exporter :9104 when monitoring is on)
+//! ```
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use serde_json::{Value, json};
+
+use super::cluster::{BuildError, ClusterObjects};
+use super::mysql_init::{RENDER_AWK, START_SH, users_sql};
+use super::naming::{Naming, config_map, headless_service, secret_env, service, typed};
+use super::{orchestrator, proxysql};
+use crate::crd::SnsCluster;
+
+/// MySQL's port.
+pub const MYSQL_PORT: i32 = 3306;
+/// mysqld-exporter's port.
+pub(super) const EXPORTER_PORT: i32 = 9104;
+
+pub(super) const COMPONENT: &str = "mysql";
+/// Generated Secret `<cluster>-mysql` and its keys.
+pub(super) const SECRET: &str = "mysql";
+pub(super) const ROOT_PASSWORD: &str = "root-password";
+pub(super) const SNS_PASSWORD: &str = "sns-password";
+pub(super) const REPLICATION_PASSWORD: &str = "replication-password";
+/// Generated Secret `<cluster>-mysqld-exporter` (only with monitoring) and its key.
+pub(super) const EXPORTER_SECRET: &str = "mysqld-exporter";
+pub(super) const EXPORTER_PASSWORD: &str = "exporter-password";
+
+/// The database and user the API works with.
+pub(super) const APP_USER: &str = "sns";
+/// The user ProxySQL checks health and `read_only` with (start.sh asks peers with it too).
+pub(super) const MONITOR_USER: &str = "monitor";
+/// The user Orchestrator inspects and rewires the topology with.
+pub(super) const ORCHESTRATOR_USER: &str = "orchestrator";
+/// The user mysqld-exporter reads status with, from inside the pod only.
+pub(super) const EXPORTER_USER: &str = "exporter";
+
+/// Adds MySQL's objects to `objects`.
+pub(super) fn build(
+    naming: &Naming<'_>,
+    cluster: &SnsCluster,
+    objects: &mut ClusterObjects,
+) -> Result<(), BuildError> {
+    let name = naming.name(COMPONENT);
+    objects.config_maps.push(config_map(
+        naming,
+        &name,
+        COMPONENT,
+        json!({
+            "sns.cnf": my_cnf(cluster),
+            "start.sh": START_SH,
+            "users.sql": users_sql(cluster.spec.monitoring.enabled),
+            "render.awk": RENDER_AWK,
+        }),
+    )?);
+    objects.services.push(headless_service(
+        naming,
+        &name,
+        COMPONENT,
+        json!([{ "name": "mysql", "port": MYSQL_PORT, "targetPort": MYSQL_PORT }]),
+    )?);
+    let mut selector = naming.selector(COMPONENT);
+    // The operator moves this label to the server Orchestrator promotes.
+    selector["sns-platform.dev/role"] = json!("primary");
+    objects.services.push(service(
+        naming,
+        &naming.name("mysql-primary"),
+        COMPONENT,
+        json!({
+            "selector": selector,
+            "ports": [{ "name": "mysql", "port": MYSQL_PORT, "targetPort": MYSQL_PORT }],
+        }),
+    )?);
+    objects.stateful_sets.push(stateful_set(naming, cluster)?);
+    Ok(())
+}
+
+/// Servers in the StatefulSet: the primary plus its read replicas.
+pub(super) fn servers(cluster: &SnsCluster) -> i32 {
+    cluster.spec.mysql.replicas + 1
+}
+
+fn my_cnf(cluster: &SnsCluster) -> String {
+    let mut settings: BTreeMap<String, String> = [
+        ("log_bin", "mysql-bin"),
+        ("log_slave_updates", "ON"),
+        ("binlog_format", "ROW"),
+        ("gtid_strict_mode", "ON"),
+        ("skip_name_resolve", "ON"),
+        ("character_set_server", "utf8mb4"),
+        ("collation_server", "utf8mb4_unicode_ci"),
+    ]
+    .into_iter()
+    .map(|(key, value)| (key.to_owned(), value.to_owned()))
+    .collect();
+    settings.extend(cluster.spec.mysql.config.clone());
+    let mut cnf = String::from("[mysqld]\n");
+    for (key, value) in &settings {
+        cnf.push_str(&format!("{key} = {value}\n"));
+    }
+    cnf
+}
+
+fn stateful_set(naming: &Naming<'_>, cluster: &SnsCluster) -> Result<StatefulSet, BuildError> {
+    let name = naming.name(COMPONENT);
+    let mysql = &cluster.spec.mysql;
+    let monitoring = cluster.spec.monitoring.enabled;
+    let secret = naming.name(SECRET);
+    let mut env = vec![
+        secret_env("MARIADB_ROOT_PASSWORD", &secret, ROOT_PASSWORD),
+        secret_env("SNS_PASSWORD", &secret, SNS_PASSWORD),
+        secret_env("REPLICATION_PASSWORD", &secret, REPLICATION_PASSWORD),
+        secret_env(
+            "ORCHESTRATOR_PASSWORD",
+            &naming.name(orchestrator::SECRET),
+            orchestrator::TOPOLOGY_PASSWORD,
+        ),
+        secret_env(
+            "MONITOR_PASSWORD",
+            &naming.name(proxysql::SECRET),
+            proxysql::MONITOR_PASSWORD,
+        ),
+        json!({ "name": "SNS_MYSQL_STATEFULSET", "value": name }),
+        json!({ "name": "SNS_MYSQL_SERVICE", "value": name }),
+        json!({ "name": "SNS_MYSQL_SERVERS", "value": servers(cluster).to_string() }),
+    ];
+    let exporter_secret = naming.name(EXPORTER_SECRET);
+    if monitoring {
+        env.push(secret_env(
+            "EXPORTER_PASSWORD",
+            &exporter_secret,
+            EXPORTER_PASSWORD,
+        ));
+    }
+    let mut containers = vec![json!({
+        "name": "mariadb",
+        "image": mysql.image,
+        "command": ["bash", "/etc/sns/mysql/start.sh"],
+        "ports": [{ "name": "mysql", "containerPort": MYSQL_PORT }],
+        "env": env,
+        "readinessProbe": { "exec": { "command": ["healthcheck.sh", "--connect", "--innodb_initialized"] } },
+        "volumeMounts": [
+            { "name": "data", "mountPath": "/var/lib/mysql" },
+            { "name": "config", "mountPath": "/etc/sns/mysql", "readOnly": true },
+            { "name": "conf-d", "mountPath": "/etc/mysql/conf.d" },
+            { "name": "users", "mountPath": "/run/sns-mysql" },
+            { "name": "initdb", "mountPath": "/docker-entrypoint-initdb.d" },
+        ],
+    })];
+    if monitoring {
+        containers.push(exporter_container(cluster, &exporter_secret));
+    }
+    typed(
+        &format!("StatefulSet {name}"),
+        json!({
+            "apiVersion": "apps/v1",
+            "kind": "StatefulSet",
+            "metadata": naming.metadata(&name, COMPONENT),
+            "spec": {
+                "serviceName": name,
+                "replicas": servers(cluster),
+                "podManagementPolicy": "Parallel",
+                "selector": { "matchLabels": naming.selector(COMPONENT) },
+                "template": {
+                    "metadata": { "labels": naming.labels(COMPONENT) },
+                    "spec": {
+                        "containers": containers,
+                        "volumes": [
+                            { "name": "config", "configMap": { "name": name } },
+                            // Written by start.sh at every start: server identity and role.
+                            { "name": "conf-d", "emptyDir": {} },
+                            // Rendered users.sql (passwords): memory only.
+                            { "name": "users", "emptyDir": { "medium": "Memory" } },
+                            // First-start replication setup (a password too): memory only.
+                            { "name": "initdb", "emptyDir": { "medium": "Memory" } },
+                        ],
+                    },
+                },
+                "volumeClaimTemplates": [{
+                    "metadata": { "name": "data" },
+                    "spec": {
+                        "accessModes": ["ReadWriteOnce"],
+                        "resources": { "requests": { "storage": mysql.storage } },
+                    },
+                }],
+            },
+        }),
+    )
+}
+
+/// mysqld-exporter beside each server: it sees its own server even when that server is
+/// unreachable from elsewhere, needs no network grant (127.0.0.1 only), and Prometheus
+/// scrapes every server under its stable pod name.
+fn exporter_container(cluster: &SnsCluster, secret: &str) -> Value {
+    json!({
+        "name": "mysqld-exporter",
+        "image": cluster.spec.monitoring.mysqld_exporter_image,
+        // 127.0.0.1, not localhost, which may resolve to ::1 (the account is for 127.0.0.1).
+        "args": [
+            format!("--mysqld.address=127.0.0.1:{MYSQL_PORT}"),
+            format!("--mysqld.username={EXPORTER_USER}"),
+        ],
+        "env": [secret_env("MYSQLD_EXPORTER_PASSWORD", secret, EXPORTER_PASSWORD)],
+        "ports": [{ "name": "metrics", "containerPort": EXPORTER_PORT }],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::super::cluster::fixtures::{build, file, named};
+    use super::*;
+
+    #[test]
+    fn gtid_settings_and_user_config_reach_my_cnf() {
+        let objects = build(json!({"mysql": {"config": {"max_connections": "500"}}}));
+        let cnf = file(&objects, "prod-mysql", "sns.cnf");
+        assert!(cnf.contains("gtid_strict_mode = ON"));
+        assert!(cnf.contains("log_slave_updates = ON"));
+        assert!(cnf.contains("max_connections = 500"));
+    }
+
+    #[test]
+    fn the_exporter_is_a_sidecar_of_every_server_on_9104() {
+        let objects = build(json!({}));
+        let sts = serde_json::to_value(named(&objects.stateful_sets, "prod-mysql")).unwrap();
+        let containers = &sts["spec"]["template"]["spec"]["containers"];
+        assert_eq!(containers[1]["name"], "mysqld-exporter");
+        assert_eq!(containers[1]["ports"][0]["containerPort"], EXPORTER_PORT);
+        assert_eq!(
+            containers[1]["args"],
+            json!([
+                "--mysqld.address=127.0.0.1:3306",
+                "--mysqld.username=exporter"
+            ])
+        );
+        let env = containers[0]["env"].to_string();
+        for variable in [
+            "EXPORTER_PASSWORD",
+            "MONITOR_PASSWORD",
+            "ORCHESTRATOR_PASSWORD",
+        ] {
+            assert!(env.contains(variable), "{variable} missing from {env}");
+        }
+    }
+}

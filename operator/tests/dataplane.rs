@@ -1,0 +1,502 @@
+//! The real data-plane clients against real servers:
+//!
+//! - Redis: six fresh `redis-server --cluster-enabled yes` processes per test, on free
+//!   loopback ports in a directory of their own (stopped and removed at the end, failed test
+//!   or not), bootstrapped into a cluster;
+//! - MySQL: the MariaDB primary and its two GTID replicas of `tests/env/testenv.sh`
+//!   (`SNS_TEST_MYSQL_*`); one test stops a replica's SQL thread and starts it again;
+//! - Orchestrator cannot run here: an in-test HTTP server answers like its API does.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use secrecy::SecretString;
+use sns_operator::dataplane::mysql::MysqlClient;
+use sns_operator::dataplane::orchestrator::HttpOrchestrator;
+use sns_operator::dataplane::redis::RedisClient;
+use sns_operator::dataplane::{
+    DataPlaneError, InstanceKey, MysqlLogin, MysqlReplication, MysqlServer, Orchestrator,
+    RedisCluster, RedisNode, ReplicaHealth,
+};
+
+const TIMEOUT: Duration = Duration::from_secs(3);
+
+// ---------------------------------------------------------------------------------------
+// Redis
+
+/// Six fresh cluster-enabled redis-server processes; stopped and their directory removed
+/// when dropped, so a failing test cleans up too.
+struct RedisNodes {
+    dir: PathBuf,
+    children: Vec<Child>,
+    nodes: Vec<RedisNode>,
+}
+
+impl RedisNodes {
+    async fn start(count: usize) -> Self {
+        let dir =
+            std::env::temp_dir().join(format!("sns-redis-cluster-{:08x}", rand::random::<u32>()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut this = Self {
+            dir,
+            children: Vec::new(),
+            nodes: Vec::new(),
+        };
+        // The bus port is picked free too (port + 10000 may be taken or out of range).
+        let ports = free_ports(count * 2);
+        for index in 0..count {
+            let (port, bus) = (ports[index * 2], ports[index * 2 + 1]);
+            let node_dir = this.dir.join(format!("n{index}"));
+            std::fs::create_dir_all(&node_dir).unwrap();
+            let child = Command::new("redis-server")
+                .args([
+                    "--port",
+                    &port.to_string(),
+                    "--cluster-port",
+                    &bus.to_string(),
+                ])
+                .args(["--bind", "127.0.0.1", "--cluster-enabled", "yes"])
+                .args(["--cluster-config-file", "nodes.conf"])
+                .args([
+                    "--cluster-node-timeout",
+                    "500",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ])
+                .args(["--repl-diskless-sync-delay", "0"])
+                .arg("--dir")
+                .arg(&node_dir)
+                .arg("--logfile")
+                .arg(node_dir.join("redis.log"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("redis-server runs (apt-get install redis-server)");
+            this.children.push(child);
+            this.nodes.push(RedisNode {
+                name: format!("n{index}"),
+                host: "127.0.0.1".into(),
+                port,
+                bus_port: Some(bus),
+            });
+        }
+        for node in &this.nodes {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while ping(node).await.is_err() {
+                assert!(
+                    Instant::now() < deadline,
+                    "{} never answered PING",
+                    node.name
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        this
+    }
+}
+
+impl Drop for RedisNodes {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Ports the kernel hands out as free right now.
+fn free_ports(count: usize) -> Vec<u16> {
+    let listeners: Vec<_> = (0..count)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().unwrap().port())
+        .collect()
+}
+
+async fn connection(node: &RedisNode) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
+    redis::Client::open(format!("redis://{}/", node.address()))?
+        .get_multiplexed_async_connection()
+        .await
+}
+
+async fn ping(node: &RedisNode) -> redis::RedisResult<()> {
+    let mut conn = connection(node).await?;
+    redis::cmd("PING").query_async(&mut conn).await
+}
+
+async fn query(node: &RedisNode, args: &[&str]) -> String {
+    let mut conn = connection(node).await.unwrap();
+    let mut command = redis::cmd(args[0]);
+    for arg in &args[1..] {
+        command.arg(*arg);
+    }
+    command.query_async(&mut conn).await.unwrap()
+}
+
+/// Masters (with their slot count) and, for each, the ids of the replicas following it, as
+/// `node` sees them.
+async fn topology(node: &RedisNode) -> Vec<(String, usize, Vec<String>)> {
+    let text = query(node, &["CLUSTER", "NODES"]).await;
+    let lines: Vec<Vec<&str>> = text
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    let slot_count = |fields: &[&str]| -> usize {
+        fields[8..]
+            .iter()
+            .map(|range| match range.split_once('-') {
+                Some((a, b)) => b.parse::<usize>().unwrap() - a.parse::<usize>().unwrap() + 1,
+                None => 1,
+            })
+            .sum()
+    };
+    let mut masters: Vec<_> = lines
+        .iter()
+        .filter(|f| f[2].split(',').any(|flag| flag == "master"))
+        .map(|f| {
+            let replicas = lines
+                .iter()
+                .filter(|r| r[3] == f[0])
+                .map(|r| r[0].to_owned())
+                .collect();
+            (f[0].to_owned(), slot_count(f), replicas)
+        })
+        .collect();
+    masters.sort();
+    masters
+}
+
+#[tokio::test]
+async fn bootstrap_forms_a_cluster_from_fresh_nodes_and_then_changes_nothing() {
+    let servers = RedisNodes::start(6).await;
+    let (masters, replicas) = servers.nodes.split_at(3);
+    let client = RedisClient::new(TIMEOUT);
+
+    let before = client.cluster_health(&servers.nodes).await.unwrap();
+    assert_eq!(before.state, "fail", "{before:?}");
+    assert!(!before.is_formed(6));
+
+    let report = client.bootstrap(masters, replicas).await.unwrap();
+    assert_eq!(report.slot_ranges_added, 3, "{report:?}");
+    assert_eq!(report.nodes_met, 5, "{report:?}");
+    assert_eq!(report.replicas_attached, 3, "{report:?}");
+
+    let health = client.cluster_health(&servers.nodes).await.unwrap();
+    assert!(health.is_ok(), "{health:?}");
+    assert!(health.is_formed(6), "{health:?}");
+    assert_eq!(health.slots_assigned, 16384);
+    assert_eq!(health.known_nodes, 6);
+
+    // 3 masters, each with its even share of the slots and one replica: replica j follows
+    // master j.
+    let formed = topology(&masters[0]).await;
+    assert_eq!(formed.len(), 3, "{formed:?}");
+    assert_eq!(formed.iter().map(|m| m.1).sum::<usize>(), 16384);
+    for (j, master) in masters.iter().enumerate() {
+        let id = query(master, &["CLUSTER", "MYID"]).await;
+        let replica_id = query(&replicas[j], &["CLUSTER", "MYID"]).await;
+        let entry = formed.iter().find(|m| m.0 == id).unwrap();
+        assert!(entry.1 >= 5461, "{entry:?}");
+        assert_eq!(entry.2, vec![replica_id], "replica {j} follows master {j}");
+    }
+
+    let again = client.bootstrap(masters, replicas).await.unwrap();
+    assert!(again.changed_nothing(), "{again:?}");
+    assert_eq!(topology(&masters[0]).await, formed);
+}
+
+#[tokio::test]
+async fn bootstrap_completes_a_half_formed_cluster() {
+    let servers = RedisNodes::start(6).await;
+    let (masters, replicas) = servers.nodes.split_at(3);
+    // Arrange: what a bootstrap interrupted early leaves: the first master holds its slots
+    // and has met one other node; nobody else has anything.
+    query(&masters[0], &["CLUSTER", "ADDSLOTSRANGE", "0", "5460"]).await;
+    let bus = masters[1].bus_port.unwrap().to_string();
+    let port = masters[1].port.to_string();
+    query(&masters[0], &["CLUSTER", "MEET", "127.0.0.1", &port, &bus]).await;
+
+    let report = RedisClient::new(TIMEOUT)
+        .bootstrap(masters, replicas)
+        .await
+        .unwrap();
+
+    assert_eq!(
+        report.slot_ranges_added, 2,
+        "only the missing shares: {report:?}"
+    );
+    assert_eq!(report.replicas_attached, 3, "{report:?}");
+    let health = RedisClient::new(TIMEOUT)
+        .cluster_health(&servers.nodes)
+        .await
+        .unwrap();
+    assert!(health.is_ok() && health.is_formed(6), "{health:?}");
+    let formed = topology(&replicas[2]).await;
+    assert!(formed.iter().all(|m| m.2.len() == 1), "{formed:?}");
+}
+
+#[tokio::test]
+async fn cluster_health_lists_a_node_that_does_not_answer() {
+    let servers = RedisNodes::start(1).await;
+    let mut nodes = servers.nodes.clone();
+    nodes.push(RedisNode {
+        name: "gone".into(),
+        host: "127.0.0.1".into(),
+        port: free_ports(1)[0],
+        bus_port: None,
+    });
+    let health = RedisClient::new(TIMEOUT)
+        .cluster_health(&nodes)
+        .await
+        .unwrap();
+    assert_eq!(health.unreachable.len(), 1, "{health:?}");
+    assert!(health.unreachable[0].starts_with("gone:"), "{health:?}");
+    assert!(!health.is_ok());
+}
+
+// ---------------------------------------------------------------------------------------
+// MySQL
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: start the services with tests/env/testenv.sh and source its env file")
+    })
+}
+
+/// n1 (primary), n2, n3 (replicas), reached over TCP as the admin user.
+fn mysql_servers() -> (MysqlLogin, MysqlServer, Vec<MysqlServer>) {
+    let server = |name: &str, port: &str| MysqlServer {
+        name: name.into(),
+        host: "127.0.0.1".into(),
+        port: port.parse().unwrap(),
+    };
+    let replica_ports = env("SNS_TEST_MYSQL_REPLICA_PORTS");
+    let (second, third) = replica_ports.split_once(',').unwrap();
+    let login = MysqlLogin {
+        user: env("SNS_TEST_MYSQL_ADMIN_USER"),
+        password: SecretString::from(env("SNS_TEST_MYSQL_ADMIN_PASSWORD")),
+    };
+    (
+        login,
+        server("n1", &env("SNS_TEST_MYSQL_PRIMARY_PORT")),
+        vec![server("n2", second), server("n3", third)],
+    )
+}
+
+/// Runs SQL as root over a node's unix socket (root is socket-only).
+fn root_sql(node: &str, sql: &str) {
+    let socket = PathBuf::from(env("SNS_TEST_MYSQL_SOCKET_DIR")).join(format!("{node}.sock"));
+    let output = Command::new("mariadb")
+        .arg("--no-defaults")
+        .arg("--user=root")
+        .arg(format!("--socket={}", socket.display()))
+        .args(["-e", sql])
+        .output()
+        .expect("the mariadb client runs");
+    assert!(
+        output.status.success(),
+        "{sql} on {node}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Starts the replica's threads again when dropped: the servers are shared with other tests.
+struct RestartReplica(&'static str);
+
+impl Drop for RestartReplica {
+    fn drop(&mut self) {
+        root_sql(self.0, "START SLAVE");
+    }
+}
+
+#[tokio::test]
+async fn replication_health_sees_a_stopped_sql_thread_until_it_is_started_again() {
+    let (login, primary, replicas) = mysql_servers();
+    let client = MysqlClient::new(TIMEOUT);
+    let lag = Duration::from_secs(30);
+
+    let health = client
+        .replication_health(&login, &primary, &replicas)
+        .await
+        .unwrap();
+    assert!(health.problems("n1", lag).is_empty(), "{health:?}");
+    let status = health.primary.as_ref().unwrap();
+    assert!(!status.is_read_only);
+    assert!(status.gtid_position.starts_with("0-1-"), "{status:?}");
+    for replica in &health.replicas {
+        let ReplicaHealth::Configured { status, .. } = replica else {
+            panic!("{replica:?}")
+        };
+        assert!(status.is_io_running && status.is_sql_running, "{status:?}");
+        assert!(status.seconds_behind.is_some(), "{status:?}");
+        assert!(!status.gtid_position.is_empty(), "{status:?}");
+        assert!(
+            status.source.ends_with(&format!(":{}", primary.port)),
+            "{status:?}"
+        );
+    }
+
+    // Act: stop n3's SQL thread (restarted at the end whatever happens).
+    let _restart = RestartReplica("n3");
+    root_sql("n3", "STOP SLAVE SQL_THREAD");
+    let health = client
+        .replication_health(&login, &primary, &replicas)
+        .await
+        .unwrap();
+    let problems = health.problems("n1", lag);
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0].reason, "ReplicaNotReplicating");
+    assert!(
+        problems[0]
+            .message
+            .starts_with("n3 is not replicating: SQL thread stopped"),
+        "{problems:?}"
+    );
+
+    root_sql("n3", "START SLAVE");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let health = client
+            .replication_health(&login, &primary, &replicas)
+            .await
+            .unwrap();
+        if health.problems("n1", lag).is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still unhealthy: {health:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn primary_of_names_the_one_writable_server() {
+    let (login, primary, replicas) = mysql_servers();
+    let mut servers = replicas.clone();
+    servers.insert(1, primary);
+    let found = MysqlClient::new(TIMEOUT)
+        .primary_of(&login, &servers)
+        .await
+        .unwrap();
+    assert_eq!(found.as_deref(), Some("n1"));
+    assert_eq!(
+        MysqlClient::new(TIMEOUT)
+            .primary_of(&login, &replicas)
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+#[tokio::test]
+async fn a_server_that_does_not_answer_is_reported_not_fatal() {
+    let (login, primary, _) = mysql_servers();
+    let gone = MysqlServer {
+        name: "gone".into(),
+        host: "127.0.0.1".into(),
+        port: free_ports(1)[0],
+    };
+    let health = MysqlClient::new(TIMEOUT)
+        .replication_health(&login, &primary, std::slice::from_ref(&gone))
+        .await
+        .unwrap();
+    assert!(
+        matches!(&health.replicas[0], ReplicaHealth::Unreachable { name, .. } if name == "gone"),
+        "{health:?}"
+    );
+    let problems = health.problems("n1", Duration::from_secs(30));
+    assert_eq!(problems[0].reason, "ReplicaUnreachable", "{problems:?}");
+}
+
+// ---------------------------------------------------------------------------------------
+// Orchestrator
+
+/// Answers like Orchestrator's API for one cluster aliased `sns` whose primary is
+/// `sns-mysql-1` (JSON shapes: see dataplane/orchestrator.rs).
+async fn fake_orchestrator() -> String {
+    use axum::Json;
+    use axum::extract::Path;
+    use axum::http::StatusCode;
+    use axum::routing::get;
+    use serde_json::json;
+
+    let router = axum::Router::new()
+        .route(
+            "/api/clusters",
+            get(|| async { Json(json!(["sns-mysql-0.sns-mysql:3306"])) }),
+        )
+        .route(
+            "/api/master/{hint}",
+            get(|Path(hint): Path<String>| async move {
+                if hint == "sns" {
+                    (
+                        StatusCode::OK,
+                        Json(json!({
+                            "Key": { "Hostname": "sns-mysql-1.sns-mysql", "Port": 3306 },
+                            "ServerID": 2,
+                            "Version": "10.11.6-MariaDB-log",
+                            "ReadOnly": false,
+                            "MasterKey": { "Hostname": "", "Port": 0 },
+                            "ClusterName": "sns-mysql-0.sns-mysql:3306",
+                            "ReplicationDepth": 0,
+                        })),
+                    )
+                } else {
+                    (
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        Json(json!({
+                            "Code": "ERROR",
+                            "Message": format!("Unable to determine cluster name. clusterHint={hint}"),
+                            "Details": null,
+                        })),
+                    )
+                }
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    url
+}
+
+#[tokio::test]
+async fn the_orchestrator_client_reads_clusters_and_the_primary() {
+    let url = fake_orchestrator().await;
+    let client = HttpOrchestrator::new(TIMEOUT).unwrap();
+
+    assert_eq!(
+        client.clusters(&url).await.unwrap(),
+        vec!["sns-mysql-0.sns-mysql:3306"]
+    );
+    assert_eq!(
+        client.primary(&url, "sns").await.unwrap(),
+        InstanceKey {
+            hostname: "sns-mysql-1.sns-mysql".into(),
+            port: 3306
+        }
+    );
+    match client.primary(&url, "other").await {
+        Err(DataPlaneError::OrchestratorApi {
+            status, message, ..
+        }) => {
+            assert_eq!(status, 500);
+            assert!(
+                message.starts_with("Unable to determine cluster name"),
+                "{message}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let closed = format!("http://127.0.0.1:{}", free_ports(1)[0]);
+    assert!(matches!(
+        client.primary(&closed, "sns").await,
+        Err(DataPlaneError::Http { .. })
+    ));
+}

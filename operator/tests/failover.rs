@@ -1,0 +1,681 @@
+//! Failover handling, data-plane conditions and leader election against the real control
+//! plane started by `tests/env/control-plane.sh` (KWOK nodes run the pods). Each test runs its
+//! own operator(s) in this process, watching only the test's namespace, with the scripted
+//! data plane (pod IPs are fake under KWOK: nothing answers there) and the real HTTP server.
+//!
+//! ```text
+//! SnsCluster minimal ─► Ready, primary minimal-mysql-0 (role=primary label)
+//! controller stopped ─► hook: no token / wrong token → 401, nothing changes
+//!                    ─► Orchestrator promotes mysql-1, hook → 200: count 1, label, Event, metric
+//! controller again   ─► its periodic checks see the same failover: still 1
+//!                    ─► mysql-2 promoted, no hook (lost) → the check records it: 2
+//! scripted faults    ─► Degraded with the reason (replica stopped, lag, cluster_state fail)
+//! two candidates     ─► one Lease: only the leader reconciles; it crashes → the other takes
+//!                       over within the lease duration; a clean stop releases the Lease
+//! Lease taken away   ─► the leader stops its controller
+//! ```
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::{Arc, Once};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Namespace, Pod, Secret};
+use k8s_openapi::api::events::v1::Event;
+use kube::api::{DeleteParams, PostParams};
+use kube::{Api, Client, ResourceExt};
+use serde_json::{Value, json};
+use sns_operator::context::{Context, Settings};
+use sns_operator::crd::{SnsCluster, SnsClusterStatus};
+use sns_operator::dataplane::DataPlane;
+use sns_operator::dataplane::scripted::{ReplicaFault, Scripted};
+use sns_operator::failover::ROLE_LABEL;
+use sns_operator::leader::{LeaseSettings, run_as_leader};
+use sns_operator::metrics::Metrics;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!(
+            "{name} is not set: start the control plane with tests/env/control-plane.sh \
+             (tests/run-all.sh does)"
+        )
+    })
+}
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn kubectl(args: &[&str]) -> (bool, String) {
+    let output = Command::new(PathBuf::from(env("SNS_TEST_K8S_BIN")).join("kubectl"))
+        .env("KUBECONFIG", env("SNS_TEST_KUBECONFIG"))
+        .args(args)
+        .current_dir(repo_root())
+        .output()
+        .expect("kubectl runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+/// Installs the CRD from `crds/` once for this test binary.
+fn install_crd() {
+    static INSTALLED: Once = Once::new();
+    INSTALLED.call_once(|| {
+        let (ok, out) = kubectl(&["apply", "--server-side", "-f", "crds/"]);
+        assert!(ok, "installing the CRD: {out}");
+        let (ok, out) = kubectl(&[
+            "wait",
+            "--for=condition=Established",
+            "--timeout=30s",
+            "crd/snsclusters.sns-platform.dev",
+        ]);
+        assert!(ok, "the CRD is established: {out}");
+    });
+}
+
+async fn client() -> Client {
+    let config = kube::Config::from_custom_kubeconfig(
+        kube::config::Kubeconfig::read_from(env("SNS_TEST_KUBECONFIG")).unwrap(),
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    Client::try_from(config).unwrap()
+}
+
+/// A namespace of the test's own, deleted when the test passes.
+struct TestNamespace {
+    name: String,
+    client: Client,
+}
+
+impl TestNamespace {
+    async fn new() -> Self {
+        install_crd();
+        let client = client().await;
+        let name = format!("t-{:06x}", rand::random::<u32>() & 0xff_ffff);
+        let mut namespace = Namespace::default();
+        namespace.metadata.name = Some(name.clone());
+        Api::<Namespace>::all(client.clone())
+            .create(&PostParams::default(), &namespace)
+            .await
+            .unwrap();
+        Self { name, client }
+    }
+
+    fn api<K>(&self) -> Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+    {
+        Api::namespaced(self.client.clone(), &self.name)
+    }
+
+    fn apply_minimal(&self) {
+        let (ok, out) = kubectl(&[
+            "apply",
+            "-n",
+            &self.name,
+            "-f",
+            "manifests/examples/minimal.yaml",
+        ]);
+        assert!(ok, "{out}");
+    }
+
+    async fn status(&self) -> SnsClusterStatus {
+        self.api::<SnsCluster>()
+            .get("minimal")
+            .await
+            .unwrap()
+            .status
+            .unwrap_or_default()
+    }
+
+    async fn delete(self) {
+        if std::env::var("KEEP_TEST_NAMESPACE").is_err() {
+            Api::<Namespace>::all(self.client.clone())
+                .delete(&self.name, &DeleteParams::default())
+                .await
+                .unwrap();
+        }
+    }
+}
+
+/// Polls `check` until it returns `Some`, for at most `seconds`.
+async fn eventually<T, F, Fut>(seconds: u64, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn condition<'s>(
+    status: &'s SnsClusterStatus,
+    type_: &str,
+) -> Option<&'s sns_operator::crd::Condition> {
+    status.conditions.iter().find(|c| c.type_ == type_)
+}
+
+fn is_true(status: &SnsClusterStatus, type_: &str) -> bool {
+    condition(status, type_).is_some_and(|c| c.status == "True")
+}
+
+/// One operator of this test: a context on the scripted data plane, its HTTP server, and
+/// (while running) its controller.
+struct Operator {
+    context: Arc<Context>,
+    script: Arc<Scripted>,
+    url: String,
+    controller: Option<(oneshot::Sender<()>, JoinHandle<()>)>,
+}
+
+impl Operator {
+    /// The context and its HTTP server, and the controller running.
+    async fn start(namespace: &str, instance: &str) -> Self {
+        let mut operator = Self::new(namespace, instance).await;
+        operator.start_controller();
+        operator
+    }
+
+    /// The context and its HTTP server, no controller (leader election starts it).
+    async fn new(namespace: &str, instance: &str) -> Self {
+        let (data_plane, script) = DataPlane::scripted();
+        let settings = Settings {
+            watch_namespace: Some(namespace.to_owned()),
+            check_interval: Duration::from_secs(1),
+            instance: instance.to_owned(),
+            ..Settings::default()
+        };
+        let metrics = Arc::new(Metrics::new().unwrap());
+        let context = Context::new(client().await, metrics, data_plane, settings);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(sns_operator::server::serve(
+            listener,
+            context.clone(),
+            std::future::pending(),
+        ));
+        Self {
+            context,
+            script,
+            url,
+            controller: None,
+        }
+    }
+
+    fn start_controller(&mut self) {
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(sns_operator::controller::run(
+            self.context.clone(),
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        self.controller = Some((stop, task));
+    }
+
+    async fn stop_controller(&mut self) {
+        let (stop, task) = self.controller.take().unwrap();
+        stop.send(()).unwrap();
+        task.await.unwrap();
+    }
+
+    async fn hook(&self, token: Option<&str>, body: Value) -> (u16, Value) {
+        let mut request = reqwest::Client::new()
+            .post(format!("{}/hooks/orchestrator/failover", self.url))
+            .json(&body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+}
+
+async fn primary_labelled(ns: &TestNamespace) -> Vec<String> {
+    ns.api::<Pod>()
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .filter(|pod| pod.labels().get(ROLE_LABEL).is_some_and(|v| v == "primary"))
+        .map(|pod| pod.name_any())
+        .collect()
+}
+
+async fn failover_events(ns: &TestNamespace) -> Vec<Event> {
+    ns.api::<Event>()
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some("Failover"))
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("minimal"))
+        .collect()
+}
+
+/// Waits for Ready with `pod` recorded and labelled as the primary.
+async fn wait_for_primary(ns: &TestNamespace, pod: &str) -> SnsClusterStatus {
+    eventually(120, &format!("Ready with primary {pod}"), || async {
+        let status = ns.status().await;
+        let labelled = primary_labelled(ns).await;
+        (is_true(&status, "Ready")
+            && status.mysql.primary.as_deref() == Some(pod)
+            && labelled == [pod])
+        .then_some(status)
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failover_is_authenticated_recorded_once_and_a_lost_hook_is_caught() {
+    let ns = TestNamespace::new().await;
+    let mut operator = Operator::start(&ns.name, "failover-test").await;
+    ns.apply_minimal();
+    let label = format!("{}/minimal", ns.name);
+
+    // Arrange: Ready, with the lowest ordinal as the first primary (no failover counted).
+    let status = wait_for_primary(&ns, "minimal-mysql-0").await;
+    assert_eq!(status.mysql.failover_count, 0);
+    assert_eq!(status.mysql.last_failover, None);
+    assert_eq!(status.redis.cluster_state.as_deref(), Some("ok"));
+    assert_eq!(
+        operator.script.bootstraps(),
+        1,
+        "the Redis Cluster was bootstrapped once"
+    );
+    let secret = ns
+        .api::<Secret>()
+        .get("minimal-orchestrator-hook")
+        .await
+        .unwrap();
+    let token = String::from_utf8(secret.data.unwrap()["token"].0.clone()).unwrap();
+    // With the controller stopped, the hook is the only way a failover can be recorded.
+    operator.stop_controller().await;
+
+    let report = |successor: &str| {
+        json!({
+            "cluster": "minimal",
+            "namespace": ns.name,
+            "failedHost": "minimal-mysql-0.minimal-mysql",
+            "failedPort": 3306,
+            "successorHost": format!("{successor}.minimal-mysql.{}.svc.cluster.local", ns.name),
+            "successorPort": 3306,
+        })
+    };
+
+    // Act and assert: no token, a wrong token: 401 and nothing changes.
+    let (code, body) = operator.hook(None, report("minimal-mysql-1")).await;
+    assert_eq!(code, 401, "{body}");
+    assert_eq!(body["error"]["code"], "MISSING_TOKEN", "{body}");
+    let (code, body) = operator
+        .hook(Some("not-the-token"), report("minimal-mysql-1"))
+        .await;
+    assert_eq!(code, 401, "{body}");
+    assert_eq!(body["error"]["code"], "INVALID_TOKEN", "{body}");
+    let unchanged = ns.status().await;
+    assert_eq!(unchanged.mysql, status.mysql);
+    assert_eq!(primary_labelled(&ns).await, ["minimal-mysql-0"]);
+
+    // Orchestrator promotes mysql-1, then runs its hook.
+    operator.script.set_primary(Some("minimal-mysql-1"));
+    let (code, body) = operator.hook(Some(&token), report("minimal-mysql-1")).await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(
+        body,
+        json!({"recorded": true, "primary": "minimal-mysql-1", "failoverCount": 1})
+    );
+    let status = ns.status().await;
+    assert_eq!(status.mysql.primary.as_deref(), Some("minimal-mysql-1"));
+    assert_eq!(status.mysql.failover_count, 1);
+    let last = status.mysql.last_failover.clone().unwrap();
+    assert_eq!(
+        (last.from.as_str(), last.to.as_str()),
+        ("minimal-mysql-0", "minimal-mysql-1")
+    );
+    assert!(
+        chrono::DateTime::parse_from_rfc3339(&last.time).is_ok(),
+        "{last:?}"
+    );
+    assert_eq!(primary_labelled(&ns).await, ["minimal-mysql-1"]);
+    let events = eventually(10, "the Failover event", || async {
+        let events = failover_events(&ns).await;
+        (!events.is_empty()).then_some(events)
+    })
+    .await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].type_.as_deref(), Some("Warning"));
+    assert!(
+        events[0]
+            .note
+            .as_deref()
+            .unwrap()
+            .contains("promoted minimal-mysql-1"),
+        "{:?}",
+        events[0].note
+    );
+    assert_eq!(operator.context.metrics.failovers_for(&label), 1);
+    let scraped = reqwest::get(format!("{}/metrics", operator.url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        scraped.contains(&format!(
+            "operator_failovers_total{{cluster=\"{label}\"}} 1"
+        )),
+        "{scraped}"
+    );
+
+    // The periodic check (controller running again, every second) sees the same failover
+    // in Orchestrator's API, and Orchestrator repeating its hook: neither counts it again.
+    operator.start_controller();
+    let calls = operator.script.orchestrator_calls();
+    eventually(30, "two periodic checks", || async {
+        (operator.script.orchestrator_calls() >= calls + 2).then_some(())
+    })
+    .await;
+    let (code, body) = operator.hook(Some(&token), report("minimal-mysql-1")).await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["recorded"], false, "{body}");
+    let status = ns.status().await;
+    assert_eq!(status.mysql.failover_count, 1);
+    assert_eq!(status.mysql.last_failover, Some(last));
+    assert_eq!(operator.context.metrics.failovers_for(&label), 1);
+    assert_eq!(failover_events(&ns).await.len(), 1);
+
+    // A lost hook: Orchestrator promotes mysql-2 and nobody calls; the check records it.
+    operator.script.set_primary(Some("minimal-mysql-2"));
+    let status = eventually(30, "the check to record the second failover", || async {
+        let status = ns.status().await;
+        (status.mysql.primary.as_deref() == Some("minimal-mysql-2")).then_some(status)
+    })
+    .await;
+    assert_eq!(status.mysql.failover_count, 2);
+    let last = status.mysql.last_failover.unwrap();
+    assert_eq!(
+        (last.from.as_str(), last.to.as_str()),
+        ("minimal-mysql-1", "minimal-mysql-2")
+    );
+    eventually(10, "the label on minimal-mysql-2", || async {
+        (primary_labelled(&ns).await == ["minimal-mysql-2"]).then_some(())
+    })
+    .await;
+    assert_eq!(operator.context.metrics.failovers_for(&label), 2);
+
+    operator.stop_controller().await;
+    ns.delete().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_plane_faults_make_the_cluster_degraded_with_the_reason() {
+    let ns = TestNamespace::new().await;
+    let mut operator = Operator::start(&ns.name, "health-test").await;
+    ns.apply_minimal();
+    wait_for_primary(&ns, "minimal-mysql-0").await;
+
+    // A replica's SQL thread stops.
+    operator.script.set_replica_fault(
+        "minimal-mysql-2",
+        Some(ReplicaFault::SqlThreadStopped(
+            "Could not execute Write_rows_v1 event".into(),
+        )),
+    );
+    let status = eventually(30, "Degraded=True", || async {
+        let status = ns.status().await;
+        is_true(&status, "Degraded").then_some(status)
+    })
+    .await;
+    let degraded = condition(&status, "Degraded").unwrap();
+    assert_eq!(degraded.reason, "ReplicaNotReplicating");
+    assert!(
+        degraded
+            .message
+            .starts_with("minimal-mysql-2 is not replicating: SQL thread stopped"),
+        "{degraded:?}"
+    );
+    let mysql = condition(&status, "MysqlReady").unwrap();
+    assert_eq!(
+        (mysql.status.as_str(), mysql.reason.as_str()),
+        ("False", "ReplicaNotReplicating")
+    );
+    assert!(!is_true(&status, "Ready"));
+
+    // Lag instead: still degraded, another reason.
+    operator
+        .script
+        .set_replica_fault("minimal-mysql-2", Some(ReplicaFault::Lagging(120)));
+    eventually(30, "ReplicationLag", || async {
+        let status = ns.status().await;
+        condition(&status, "Degraded")
+            .filter(|c| c.reason == "ReplicationLag")
+            .map(|c| assert!(c.message.contains("120 s behind"), "{c:?}"))
+    })
+    .await;
+
+    // Healed; then the Redis Cluster fails.
+    operator.script.set_replica_fault("minimal-mysql-2", None);
+    eventually(30, "Ready again", || async {
+        let status = ns.status().await;
+        (is_true(&status, "Ready") && !is_true(&status, "Degraded")).then_some(())
+    })
+    .await;
+    operator.script.set_redis_state(Some("fail"));
+    let status = eventually(30, "Degraded by Redis", || async {
+        let status = ns.status().await;
+        is_true(&status, "Degraded").then_some(status)
+    })
+    .await;
+    assert_eq!(
+        condition(&status, "Degraded").unwrap().reason,
+        "ClusterStateFail"
+    );
+    assert_eq!(condition(&status, "RedisReady").unwrap().status, "False");
+    assert_eq!(status.redis.cluster_state.as_deref(), Some("fail"));
+
+    // Events on the transitions of Degraded (and of Ready).
+    let reasons: Vec<String> = ns
+        .api::<Event>()
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|e| e.reason)
+        .collect();
+    for reason in ["Ready", "NotReady", "Degraded", "Recovered"] {
+        assert!(reasons.iter().any(|r| r == reason), "{reason}: {reasons:?}");
+    }
+    operator.stop_controller().await;
+    ns.delete().await;
+}
+
+/// A candidate: its own context and metrics, the controller run under leader election.
+fn candidate(
+    context: Arc<Context>,
+    lease: LeaseSettings,
+) -> (oneshot::Sender<()>, JoinHandle<Result<(), String>>) {
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let controller_context = context.clone();
+        run_as_leader(
+            context.client.clone(),
+            lease,
+            &context.metrics,
+            async move {
+                let _ = stopped.await;
+            },
+            move |stop| sns_operator::controller::run(controller_context, stop),
+        )
+        .await
+        .map_err(|lost| lost.to_string())
+    });
+    (stop, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_leader_reconciles_and_another_takes_over_within_the_lease_duration() {
+    let ns = TestNamespace::new().await;
+    let label = format!("{}/minimal", ns.name);
+    let lease_duration = Duration::from_secs(4);
+    let lease = |identity: &str| LeaseSettings {
+        namespace: ns.name.clone(),
+        name: "sns-operator-leader".into(),
+        identity: identity.into(),
+        lease_duration,
+        renew_deadline: Duration::from_secs(3),
+        retry_period: Duration::from_millis(500),
+    };
+    let mut candidates = Vec::new();
+    for identity in ["operator-a", "operator-b"] {
+        let operator = Operator::new(&ns.name, identity).await;
+        let running = candidate(operator.context.clone(), lease(identity));
+        candidates.push((identity, operator, running));
+    }
+    ns.apply_minimal();
+    wait_for_primary(&ns, "minimal-mysql-0").await;
+
+    // Exactly one leads, and only it reconciled (and wrote).
+    let leases = ns.api::<Lease>();
+    let holder = leases
+        .get("sns-operator-leader")
+        .await
+        .unwrap()
+        .spec
+        .unwrap()
+        .holder_identity
+        .unwrap();
+    let index = candidates.iter().position(|c| c.0 == holder).unwrap();
+    let (_, leader, (_leader_stop, leader_task)) = candidates.remove(index);
+    let (_, follower, (follower_stop, follower_task)) = candidates.remove(0);
+    let (leader, follower) = (&leader, &follower);
+    let metrics = |o: &Operator| o.context.metrics.clone();
+    assert_eq!(metrics(leader).is_leader.get(), 1);
+    assert_eq!(metrics(follower).is_leader.get(), 0);
+    assert!(metrics(leader).reconciles.get() > 0);
+    assert!(metrics(leader).patches_for(&label) > 0);
+    assert_eq!(
+        metrics(follower).reconciles.get(),
+        0,
+        "a follower never reconciles"
+    );
+    assert_eq!(metrics(follower).patches_for(&label), 0);
+
+    // The leader crashes (no release): the follower takes over once the Lease expires.
+    leader_task.abort();
+    let crashed = Instant::now();
+    eventually(30, "the follower to reconcile", || async {
+        (metrics(follower).reconciles.get() > 0).then_some(())
+    })
+    .await;
+    // The follower saw the Lease change at most a retry period before the crash, waits the
+    // lease duration from then, and notices within one more retry period.
+    let took = crashed.elapsed();
+    eprintln!("took over {took:?} after the leader crashed (lease {lease_duration:?})");
+    assert!(
+        took <= lease_duration + Duration::from_secs(3),
+        "took over after {took:?} (lease {lease_duration:?})"
+    );
+    let spec = leases
+        .get("sns-operator-leader")
+        .await
+        .unwrap()
+        .spec
+        .unwrap();
+    assert_eq!(
+        spec.holder_identity.as_deref(),
+        Some(follower.context.settings.instance.as_str())
+    );
+    assert!(spec.lease_transitions.unwrap_or(0) >= 1, "{spec:?}");
+
+    // A clean stop releases the Lease at once.
+    follower_stop.send(()).unwrap();
+    assert_eq!(follower_task.await.unwrap(), Ok(()));
+    let spec = leases
+        .get("sns-operator-leader")
+        .await
+        .unwrap()
+        .spec
+        .unwrap();
+    assert_eq!(spec.holder_identity, None, "released: {spec:?}");
+    assert_eq!(metrics(follower).is_leader.get(), 0);
+    ns.delete().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_whose_lease_is_taken_stops_its_controller() {
+    let ns = TestNamespace::new().await;
+    let operator = Operator::new(&ns.name, "operator-a").await;
+    let settings = LeaseSettings {
+        namespace: ns.name.clone(),
+        name: "sns-operator-leader".into(),
+        identity: "operator-a".into(),
+        lease_duration: Duration::from_secs(4),
+        renew_deadline: Duration::from_secs(3),
+        retry_period: Duration::from_millis(500),
+    };
+    let (_stop, task) = candidate(operator.context.clone(), settings);
+    let metrics = operator.context.metrics.clone();
+    eventually(10, "leadership", || async {
+        (metrics.is_leader.get() == 1).then_some(())
+    })
+    .await;
+
+    // Someone else writes the Lease as its holder (e.g. after a network partition).
+    let leases = ns.api::<Lease>();
+    let mut lease = leases.get("sns-operator-leader").await.unwrap();
+    let spec = lease.spec.as_mut().unwrap();
+    spec.holder_identity = Some("intruder".into());
+    spec.renew_time = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(
+        k8s_openapi::jiff::Timestamp::now(),
+    ));
+    leases
+        .replace("sns-operator-leader", &PostParams::default(), &lease)
+        .await
+        .unwrap();
+
+    let outcome = tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .expect("the leader steps down within a few retry periods")
+        .unwrap();
+    assert!(
+        outcome
+            .as_ref()
+            .is_err_and(|lost| lost.contains("held by another")),
+        "{outcome:?}"
+    );
+    assert_eq!(metrics.is_leader.get(), 0);
+    let holder = leases
+        .get("sns-operator-leader")
+        .await
+        .unwrap()
+        .spec
+        .unwrap()
+        .holder_identity;
+    assert_eq!(
+        holder.as_deref(),
+        Some("intruder"),
+        "a deposed leader does not release"
+    );
+    ns.delete().await;
+}
