@@ -302,7 +302,9 @@ mod tests {
             default["PostMasterFailoverProcesses"][0]
                 .as_str()
                 .unwrap()
-                .contains("http://sns-operator-metrics.sns-system.svc:8080/hooks/orchestrator/failover")
+                .contains(
+                    "http://sns-operator-metrics.sns-system.svc:8080/hooks/orchestrator/failover"
+                )
         );
         let sts =
             serde_json::to_string(named(&objects.stateful_sets, "prod-orchestrator")).unwrap();
