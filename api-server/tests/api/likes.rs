@@ -132,7 +132,13 @@ async fn lose_redis_data(app: &TestApp) {
 }
 
 async fn concurrent_likes_count_exactly_and_survive_redis_losing_its_data(backend: RedisBackend) {
-    let app = TestApp::spawn_with_redis(backend, |_, _| {}).await;
+    // 200 clients at once on a machine shared with the rest of the suite: connections may
+    // take longer than the default 3 s to come free, and every like must be acknowledged.
+    let app = TestApp::spawn_with_redis(backend, |config, _| {
+        config.database.database_max_connections = 16;
+        config.database.database_acquire_timeout = std::time::Duration::from_secs(15);
+    })
+    .await;
     let author = app.signup("author").await;
     let post = app.create_post(&author, "going viral").await;
     let users = app.insert_users("liker", 200).await;
