@@ -29,9 +29,10 @@ pub async fn run(
     args: RunArgs,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) -> anyhow::Result<()> {
-    let client = kube::Client::try_default()
+    let config = kube::Config::infer()
         .await
-        .context("connecting to the Kubernetes API")?;
+        .context("finding the Kubernetes API (in-cluster or kubeconfig)")?;
+    let client = kube_client(config).context("connecting to the Kubernetes API")?;
     let metrics = Arc::new(Metrics::new()?);
     let identity = args.identity.clone().unwrap_or_else(|| {
         format!(
@@ -75,4 +76,13 @@ pub async fn run(
     }
     server.await.context("the HTTP server task")??;
     Ok(())
+}
+
+/// A Kubernetes client for `config`. kube's TLS (rustls) needs one process-wide crypto
+/// provider, and cannot choose one itself when a build links two (a workspace build also
+/// links the API server's aws-lc-rs): ring is installed first, once.
+pub fn kube_client(config: kube::Config) -> Result<kube::Client, kube::Error> {
+    // Already installed (by an earlier call, or by the embedding program): keep that one.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    kube::Client::try_from(config)
 }

@@ -92,7 +92,7 @@ async fn client_from(kubeconfig: Kubeconfig) -> Client {
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
         .await
         .unwrap();
-    Client::try_from(config).unwrap()
+    sns_operator::startup::kube_client(config).unwrap()
 }
 
 fn admin_kubeconfig() -> Kubeconfig {

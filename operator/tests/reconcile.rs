@@ -88,7 +88,7 @@ async fn client() -> Client {
     )
     .await
     .unwrap();
-    Client::try_from(config).unwrap()
+    sns_operator::startup::kube_client(config).unwrap()
 }
 
 /// A namespace of the test's own, deleted when the test passes.
