@@ -3,7 +3,7 @@
 //! ```text
 //! SnsCluster changed (or a child changed, or its periodic check is due) ─► reconcile
 //!   paused?    ─► nothing is written
-//!   secrets    ─► generated once when absent (never overwritten)
+//!   secrets    ─► read; generated once when absent (never overwritten)
 //!   build      ─► server-side apply of every child, owner reference to the cluster
 //!   data plane ─► health::check: MySQL primary (a failover is recorded, the role=primary
 //!                 label moved), replication, Redis Cluster (bootstrapped when not formed)
@@ -12,10 +12,12 @@
 //!                 Degraded changes
 //! ```
 //!
-//! Only the leader runs this (`leader`); `startup` wires it.
+//! A failed reconcile is retried after 5 s, doubling per consecutive failure of that cluster
+//! up to 5 min (an invalid spec waits for a change instead). Only the leader runs this
+//! (`leader`); `startup` wires it.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -24,6 +26,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt};
 use rand::distr::{Alphanumeric, SampleString};
@@ -91,6 +94,7 @@ impl Error {
 }
 
 /// Runs the controller until `shutdown` completes (reconciles in flight finish first).
+/// Dropping the future instead cancels reconciles in flight (`leader` does on a lost Lease).
 pub async fn run(
     context: Arc<Context>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
@@ -98,6 +102,8 @@ pub async fn run(
     let client = context.client.clone();
     let namespace = context.settings.watch_namespace.as_deref();
     let config = watcher::Config::default();
+    let backoff = Arc::new(RetryBackoff::default());
+    let on_error = backoff.clone();
     Controller::new(scoped::<SnsCluster>(&client, namespace), config.clone())
         .owns(scoped::<Deployment>(&client, namespace), config.clone())
         .owns(scoped::<StatefulSet>(&client, namespace), config.clone())
@@ -105,11 +111,17 @@ pub async fn run(
         .owns(scoped::<ConfigMap>(&client, namespace), config.clone())
         .owns(scoped::<PodDisruptionBudget>(&client, namespace), config)
         .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, context)
-        .for_each(|result| async move {
-            if let Err(error) = result {
-                tracing::debug!(%error, "reconcile did not finish");
+        .run(
+            reconcile,
+            move |cluster, error, context| error_policy(cluster, error, context, &on_error),
+            context,
+        )
+        .for_each(|result| {
+            match result {
+                Ok((cluster, _)) => backoff.forget(&cluster),
+                Err(error) => tracing::debug!(%error, "reconcile did not finish"),
             }
+            futures::future::ready(())
         })
         .await;
 }
@@ -183,7 +195,7 @@ async fn reconcile_cluster(cluster: &SnsCluster, context: &Context) -> Result<Ac
         target.apply(object).await?;
     }
     let report = health::check(context, cluster, &namespace).await?;
-    let status = status::observe(client, cluster, &namespace, &report).await;
+    let status = status::observe(client, cluster, &namespace, &report).await?;
     if cluster.status.as_ref() != Some(&status) {
         context
             .metrics
@@ -224,13 +236,59 @@ async fn reconcile_cluster(cluster: &SnsCluster, context: &Context) -> Result<Ac
     }))
 }
 
-/// Invalid specs wait for a change; anything else is retried with a delay.
-pub fn error_policy(cluster: Arc<SnsCluster>, error: &Error, _context: Arc<Context>) -> Action {
-    tracing::warn!(cluster = %cluster.name_any(), %error, step = error.metric_label(), "reconcile failed");
+/// Invalid specs wait for a change; anything else is retried after the cluster's next
+/// backoff delay.
+fn error_policy(
+    cluster: Arc<SnsCluster>,
+    error: &Error,
+    _context: Arc<Context>,
+    backoff: &RetryBackoff,
+) -> Action {
     match error {
-        Error::Validate(_) => Action::await_change(),
-        _ => Action::requeue(Duration::from_secs(5)),
+        Error::Validate(_) => {
+            tracing::warn!(cluster = %cluster.name_any(), %error, step = error.metric_label(), "reconcile failed");
+            Action::await_change()
+        }
+        _ => {
+            let delay = backoff.next_delay(ObjectRef::from_obj(cluster.as_ref()));
+            tracing::warn!(cluster = %cluster.name_any(), %error, step = error.metric_label(), retry_in = ?delay, "reconcile failed");
+            Action::requeue(delay)
+        }
     }
+}
+
+/// Consecutive failed reconciles per cluster, for an exponential retry delay.
+#[derive(Debug, Default)]
+struct RetryBackoff {
+    // Locked once per reconcile outcome, for a map lookup, never across an await: no
+    // contention worth more. A cluster deleted while failing leaves one small entry.
+    failures: Mutex<HashMap<ObjectRef<SnsCluster>, u32>>,
+}
+
+impl RetryBackoff {
+    /// Counts one more failure of `cluster` and returns how long to wait before retrying.
+    fn next_delay(&self, cluster: ObjectRef<SnsCluster>) -> Duration {
+        let mut failures = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
+        let count = failures.entry(cluster).or_insert(0);
+        *count = count.saturating_add(1);
+        retry_delay(*count)
+    }
+
+    /// Forgets `cluster`'s failures after a successful reconcile.
+    fn forget(&self, cluster: &ObjectRef<SnsCluster>) {
+        self.failures
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(cluster);
+    }
+}
+
+/// 5 s after the first consecutive failure, doubling after each further one, at most 5 min.
+fn retry_delay(failures: u32) -> Duration {
+    const FIRST: Duration = Duration::from_secs(5);
+    const MAX: Duration = Duration::from_secs(300);
+    let doublings = failures.saturating_sub(1).min(16);
+    FIRST.saturating_mul(1 << doublings).min(MAX)
 }
 
 /// Where one reconcile applies its objects.
@@ -313,6 +371,18 @@ async fn ensure_secrets(
     let wanted = crate::reconcile::build::generated_secrets(cluster);
     let secrets = Api::<Secret>::namespaced(client.clone(), namespace);
     for (secret_name, keys) in wanted {
+        // Read first, so a reconcile at rest sends no write (a create would be answered 409).
+        // Metadata only: the values stay on the API server.
+        let existing = secrets
+            .get_metadata_opt(&secret_name)
+            .await
+            .map_err(|source| Error::Apply {
+                what: format!("Secret {secret_name}"),
+                source,
+            })?;
+        if existing.is_some() {
+            continue;
+        }
         let data: BTreeMap<String, String> = keys
             .into_iter()
             .map(|key| {
@@ -331,6 +401,7 @@ async fn ensure_secrets(
             cluster.controller_owner_ref(&()).map(|owner| vec![owner]);
         match secrets.create(&PostParams::default(), &secret).await {
             Ok(_) => tracing::info!(secret = %secret_name, "generated a secret"),
+            // Created by someone else between our read and this write: theirs stays.
             Err(kube::Error::Api(status)) if status.code == 409 => {}
             Err(source) => {
                 return Err(Error::Apply {
@@ -341,4 +412,28 @@ async fn ensure_secrets(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_retry_delay_doubles_from_5_s_to_at_most_5_min() {
+        let delays: Vec<u64> = (1..=8).map(|n| retry_delay(n).as_secs()).collect();
+        assert_eq!(delays, [5, 10, 20, 40, 80, 160, 300, 300]);
+        assert_eq!(retry_delay(u32::MAX), Duration::from_secs(300));
+    }
+
+    #[test]
+    fn the_backoff_counts_per_cluster_and_a_success_resets_it() {
+        let backoff = RetryBackoff::default();
+        let prod = ObjectRef::<SnsCluster>::new("prod").within("a");
+        let other = ObjectRef::<SnsCluster>::new("prod").within("b");
+        assert_eq!(backoff.next_delay(prod.clone()), Duration::from_secs(5));
+        assert_eq!(backoff.next_delay(prod.clone()), Duration::from_secs(10));
+        assert_eq!(backoff.next_delay(other), Duration::from_secs(5));
+        backoff.forget(&prod);
+        assert_eq!(backoff.next_delay(prod), Duration::from_secs(5));
+    }
 }

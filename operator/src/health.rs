@@ -333,7 +333,7 @@ pub fn pod_for_host<'p>(host: &str, pods: &'p [Pod]) -> Option<&'p str> {
 
 /// The account the operator reads replication with: root, whose password the operator
 /// generated into `<cluster>-mysql`.
-async fn mysql_login(
+pub(crate) async fn mysql_login(
     context: &Context,
     namespace: &str,
     cluster: &str,

@@ -9,15 +9,20 @@
 //!   otherwise (expired, released, or ours)   ─► update it, conditional on the
 //!                                               resourceVersion read (409: someone else won)
 //! leader: run the work; renew every retry period
-//!   no successful renewal within the renew deadline, or the Lease taken ─► stop the work,
-//!   report the loss (the process exits and its next incarnation campaigns again)
-//!   shutdown ─► stop the work, then release the Lease (holder cleared) for a fast handover
+//!   no successful renewal within the renew deadline, or the Lease taken ─► drop the work at
+//!   once (reconciles in flight are cancelled, not awaited), report the loss (the process
+//!   exits and its next incarnation campaigns again)
+//!   shutdown ─► signal the work to stop and let it drain, still renewing (a loss meanwhile
+//!   drops it), then release the Lease (holder cleared) for a fast handover
 //! ```
 //!
 //! Expiry is judged by when *this* process last saw the Lease change, never by comparing
 //! `renewTime` with its own clock, so clock skew between nodes does not matter. The renew
 //! deadline is shorter than the lease duration: a leader that cannot renew stops before
-//! anyone else may take over.
+//! anyone else may take over. Two things keep that margin: the leader counts its deadline
+//! from when it *sent* its last successful renewal (a follower counts from when it saw the
+//! change, which is later), and on a loss the work is dropped rather than drained (a
+//! reconcile can take longer than the 5 s between renew deadline and lease duration).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -88,8 +93,8 @@ pub enum LeadershipLost {
 pub type StopSignal = Pin<Box<dyn Future<Output = ()> + Send + Sync>>;
 
 /// Waits to become leader, then runs `work` until `shutdown` completes (`Ok`, the Lease is
-/// released) or leadership is lost (`Err`). `work` receives a signal to stop on and must
-/// stop when it completes.
+/// released) or leadership is lost (`Err`). On shutdown `work`'s stop signal completes and
+/// `work` is awaited (it may drain); on a loss `work` is dropped at once, wherever it is.
 pub async fn run_as_leader<W, F>(
     client: Client,
     settings: LeaseSettings,
@@ -120,24 +125,35 @@ where
     metrics.is_leader.set(1);
 
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let work = work(Box::pin(async move {
+    let mut work = Box::pin(work(Box::pin(async move {
         // A dropped sender stops the work too.
         let _ = stopped.await;
-    }));
-    tokio::pin!(work);
+    })));
     let outcome = {
         // Renewing runs beside the work, so a slow API server never pauses reconciles.
         let renewals = elector.keep_renewing();
         tokio::pin!(renewals);
-        tokio::select! {
+        let outcome = tokio::select! {
             () = &mut work => Err(LeadershipLost::WorkEnded),
             () = &mut shutdown => Ok(()),
             lost = &mut renewals => Err(lost),
+        };
+        if outcome.is_ok() {
+            // A clean shutdown lets reconciles in flight finish; we still lead meanwhile,
+            // so keep renewing, and give up waiting should the Lease be lost.
+            drop(stop);
+            tokio::select! {
+                () = &mut work => outcome,
+                lost = &mut renewals => Err(lost),
+            }
+        } else {
+            outcome
         }
     };
-    // Stop reconciling before anything else: after a loss someone else may lead soon.
-    drop(stop);
-    work.await;
+    // Dropping the work cancels it at once (the controller aborts its reconcile tasks): after
+    // a loss someone else may lead within `lease_duration - renew_deadline`, too short to
+    // wait for reconciles in flight. After a clean drain this drops a finished future.
+    drop(work);
     metrics.is_leader.set(0);
     match &outcome {
         // Still the holder: hand over at once rather than after the lease duration.
@@ -158,6 +174,9 @@ struct Elector {
     settings: LeaseSettings,
     /// The Lease's resourceVersion when we last saw it change, and when that was.
     observed: Option<(String, Instant)>,
+    /// When we sent the requests of our last successful acquisition or renewal: the Lease
+    /// is ours from then, not from when the answer came.
+    renewed_at: Option<Instant>,
 }
 
 impl Elector {
@@ -166,6 +185,7 @@ impl Elector {
             api: Api::namespaced(client, &settings.namespace),
             settings,
             observed: None,
+            renewed_at: None,
         }
     }
 
@@ -175,6 +195,9 @@ impl Elector {
 
     /// Takes or renews the Lease; `Ok(false)` when another candidate holds it.
     async fn try_acquire_or_renew(&mut self) -> Result<bool, kube::Error> {
+        // Taken before any request: the renewTime we write and the instant our deadline
+        // counts from are both when we asked.
+        let asked = Instant::now();
         let now = MicroTime(Timestamp::now());
         let Some(mut lease) = self.api.get_opt(&self.settings.name).await? else {
             let mut lease = Lease {
@@ -192,6 +215,7 @@ impl Elector {
             return match self.api.create(&PostParams::default(), &lease).await {
                 Ok(created) => {
                     self.observe(&created);
+                    self.renewed_at = Some(asked);
                     Ok(true)
                 }
                 Err(kube::Error::Api(status)) if status.code == 409 => Ok(false),
@@ -230,6 +254,7 @@ impl Elector {
         {
             Ok(updated) => {
                 self.observe(&updated);
+                self.renewed_at = Some(asked);
                 Ok(true)
             }
             Err(kube::Error::Api(status)) if status.code == 409 => Ok(false),
@@ -241,21 +266,20 @@ impl Elector {
     /// successful renewal within the renew deadline.
     async fn keep_renewing(&mut self) -> LeadershipLost {
         let deadline = self.settings.renew_deadline;
-        let mut last_renewal = Instant::now();
         loop {
             tokio::time::sleep(self.settings.retry_period).await;
-            let left = deadline.saturating_sub(last_renewal.elapsed());
-            let last_error = match tokio::time::timeout(left, self.try_acquire_or_renew()).await {
-                Ok(Ok(true)) => {
-                    last_renewal = Instant::now();
-                    continue;
-                }
+            // Counted from when the last successful renewal (or the acquisition) was sent.
+            let last_renewal = self.renewed_at.unwrap_or_else(Instant::now);
+            let until = last_renewal + deadline;
+            let last_error = match tokio::time::timeout_at(until, self.try_acquire_or_renew()).await
+            {
+                Ok(Ok(true)) => continue,
                 Ok(Ok(false)) => return LeadershipLost::Taken(self.settings.name.clone()),
                 Ok(Err(error)) => error.to_string(),
                 Err(_) => "the API server did not answer in time".to_owned(),
             };
             tracing::warn!(lease = %self.settings.name, error = %last_error, "could not renew the Lease");
-            if last_renewal.elapsed() >= deadline {
+            if Instant::now() >= until {
                 return LeadershipLost::NotRenewed {
                     lease: self.settings.name.clone(),
                     deadline,

@@ -43,8 +43,8 @@ mod tests {
         ] {
             let cluster: SnsCluster = serde_saphyr::from_str(text).unwrap();
             let yaml = render(&cluster).unwrap();
-            // 19 objects, and 11 more for monitoring (on by default).
-            assert_eq!(yaml.matches("---\n").count(), 30, "{name}");
+            // 20 objects, and 11 more for monitoring (on by default).
+            assert_eq!(yaml.matches("---\n").count(), 31, "{name}");
             assert!(yaml.contains(&format!("name: {name}-api")), "{name}");
         }
     }

@@ -6,7 +6,8 @@
 //!   ├─ server::serve (/metrics, /healthz, /hooks/orchestrator/failover)   every replica
 //!   └─ leader::run_as_leader ─► controller::run                           the leader only
 //! shutdown (SIGTERM) ─► controller stops, Lease released, server drains
-//! lost Lease ─► controller stops, `run` fails: the process exits and its restart campaigns again
+//! lost Lease ─► controller dropped at once (reconciles in flight cancelled, not drained), `run`
+//!              fails: the process exits and its restart campaigns again
 //! ```
 
 use std::future::Future;

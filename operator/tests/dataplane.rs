@@ -376,8 +376,30 @@ async fn replication_health_sees_a_stopped_sql_thread_until_it_is_started_again(
     }
 }
 
+/// Held by the tests that change a server's role, and by those that read roles, so they do
+/// not see each other's changes (tests of one binary run in parallel).
+static ROLES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+#[tokio::test]
+async fn fencing_makes_a_writable_server_read_only() {
+    let _roles = ROLES.lock().await;
+    let (login, _, replicas) = mysql_servers();
+    // n3 plays a former primary still taking writes (a replica made writable for the test;
+    // the application never writes to it), then is fenced.
+    root_sql("n3", "SET GLOBAL read_only = 0");
+    let fenced = MysqlClient::new(TIMEOUT).fence(&login, &replicas[1]).await;
+    let read_only = MysqlClient::new(TIMEOUT)
+        .primary_of(&login, &replicas[1..])
+        .await;
+    // Put it back whatever happened above.
+    root_sql("n3", "SET GLOBAL read_only = 1");
+    fenced.unwrap();
+    assert_eq!(read_only.unwrap(), None, "n3 refuses writes once fenced");
+}
+
 #[tokio::test]
 async fn primary_of_names_the_one_writable_server() {
+    let _roles = ROLES.lock().await;
     let (login, primary, replicas) = mysql_servers();
     let mut servers = replicas.clone();
     servers.insert(1, primary);

@@ -12,13 +12,16 @@
 //! scripted faults    ─► Degraded with the reason (replica stopped, lag, cluster_state fail)
 //! two candidates     ─► one Lease: only the leader reconciles; it crashes → the other takes
 //!                       over within the lease duration; a clean stop releases the Lease
-//! Lease taken away   ─► the leader stops its controller
+//! Lease taken away   ─► the leader stops its controller; work in flight is dropped at once
+//!                       (a clean stop lets it finish)
+//! bad names in a hook ─► 400 before any API call
 //! ```
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};
 
@@ -347,6 +350,8 @@ async fn a_failover_is_authenticated_recorded_once_and_a_lost_hook_is_caught() {
     let status = ns.status().await;
     assert_eq!(status.mysql.primary.as_deref(), Some("minimal-mysql-1"));
     assert_eq!(status.mysql.failover_count, 1);
+    // The former primary is fenced (read_only=1) in case it still runs.
+    assert_eq!(operator.script.fenced(), vec!["minimal-mysql-0".to_owned()]);
     let last = status.mysql.last_failover.clone().unwrap();
     assert_eq!(
         (last.from.as_str(), last.to.as_str()),
@@ -469,7 +474,7 @@ async fn data_plane_faults_make_the_cluster_degraded_with_the_reason() {
         let status = ns.status().await;
         condition(&status, "Degraded")
             .filter(|c| c.reason == "ReplicationLag")
-            .map(|c| assert!(c.message.contains("120 s behind"), "{c:?}"))
+            .map(|c| assert!(c.message.contains("more than 30 s behind"), "{c:?}"))
     })
     .await;
 
@@ -643,16 +648,7 @@ async fn a_leader_whose_lease_is_taken_stops_its_controller() {
 
     // Someone else writes the Lease as its holder (e.g. after a network partition).
     let leases = ns.api::<Lease>();
-    let mut lease = leases.get("sns-operator-leader").await.unwrap();
-    let spec = lease.spec.as_mut().unwrap();
-    spec.holder_identity = Some("intruder".into());
-    spec.renew_time = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(
-        k8s_openapi::jiff::Timestamp::now(),
-    ));
-    leases
-        .replace("sns-operator-leader", &PostParams::default(), &lease)
-        .await
-        .unwrap();
+    steal_lease(&leases, "sns-operator-leader").await;
 
     let outcome = tokio::time::timeout(Duration::from_secs(5), task)
         .await
@@ -677,5 +673,142 @@ async fn a_leader_whose_lease_is_taken_stops_its_controller() {
         Some("intruder"),
         "a deposed leader does not release"
     );
+    ns.delete().await;
+}
+
+/// Writes the Lease `name` with another holder, as a candidate that won it would.
+async fn steal_lease(leases: &Api<Lease>, name: &str) {
+    let mut lease = leases.get(name).await.unwrap();
+    let spec = lease.spec.as_mut().unwrap();
+    spec.holder_identity = Some("intruder".into());
+    spec.renew_time = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(
+        k8s_openapi::jiff::Timestamp::now(),
+    ));
+    leases
+        .replace(name, &PostParams::default(), &lease)
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deposed_leader_drops_its_work_at_once_and_a_clean_stop_lets_it_finish() {
+    let ns = TestNamespace::new().await;
+    let settings = |name: &str| LeaseSettings {
+        namespace: ns.name.clone(),
+        name: name.into(),
+        identity: "operator-a".into(),
+        lease_duration: Duration::from_secs(4),
+        renew_deadline: Duration::from_secs(3),
+        retry_period: Duration::from_millis(500),
+    };
+
+    // Work that, told to stop, would drain forever (a reconcile stuck in slow calls).
+    let (started, is_started) = oneshot::channel::<()>();
+    let (alive, mut is_alive) = oneshot::channel::<()>();
+    let (lease, kube) = (settings("deposed"), client().await);
+    let task = tokio::spawn(async move {
+        let metrics = Metrics::new().unwrap();
+        run_as_leader(
+            kube,
+            lease,
+            &metrics,
+            std::future::pending(),
+            |stop| async move {
+                let _alive = alive;
+                started.send(()).unwrap();
+                stop.await;
+                std::future::pending::<()>().await;
+            },
+        )
+        .await
+        .map_err(|lost| lost.to_string())
+    });
+    is_started.await.unwrap();
+    steal_lease(&ns.api::<Lease>(), "deposed").await;
+    let outcome = tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .expect("the leader steps down without waiting for its work")
+        .unwrap();
+    assert!(
+        outcome
+            .as_ref()
+            .is_err_and(|lost| lost.contains("held by another")),
+        "{outcome:?}"
+    );
+    assert_eq!(
+        is_alive.try_recv(),
+        Err(oneshot::error::TryRecvError::Closed),
+        "the work was dropped"
+    );
+
+    // A clean stop instead: the work is told to stop and may finish what it was doing.
+    let (started, is_started) = oneshot::channel::<()>();
+    let (shutdown, shut_down) = oneshot::channel::<()>();
+    let finished = Arc::new(AtomicBool::new(false));
+    let (lease, kube) = (settings("clean"), client().await);
+    let work_finished = finished.clone();
+    let task = tokio::spawn(async move {
+        let metrics = Metrics::new().unwrap();
+        let shutdown = async move {
+            let _ = shut_down.await;
+        };
+        run_as_leader(kube, lease, &metrics, shutdown, |stop| async move {
+            started.send(()).unwrap();
+            stop.await;
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            work_finished.store(true, Ordering::SeqCst);
+        })
+        .await
+        .map_err(|lost| lost.to_string())
+    });
+    is_started.await.unwrap();
+    shutdown.send(()).unwrap();
+    assert_eq!(task.await.unwrap(), Ok(()));
+    assert!(finished.load(Ordering::SeqCst), "the work drained");
+    let holder = ns
+        .api::<Lease>()
+        .get("clean")
+        .await
+        .unwrap()
+        .spec
+        .unwrap()
+        .holder_identity;
+    assert_eq!(holder, None, "released after the drain");
+    ns.delete().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hook_naming_no_valid_cluster_or_namespace_is_refused_before_any_api_call() {
+    let ns = TestNamespace::new().await;
+    let operator = Operator::new(&ns.name, "names-test").await;
+    let body = |cluster: &str, namespace: &str| {
+        json!({
+            "cluster": cluster,
+            "namespace": namespace,
+            "successorHost": "minimal-mysql-1.minimal-mysql",
+        })
+    };
+    for (cluster, namespace) in [
+        ("minimal?watch=true", ns.name.as_str()),
+        ("x/../../secrets", ns.name.as_str()),
+        ("..", ns.name.as_str()),
+        ("Minimal", ns.name.as_str()),
+        ("minimal", "kube-system/secrets"),
+        ("minimal", "default?x=1"),
+        ("minimal", "my.namespace"),
+        ("minimal", ""),
+    ] {
+        let (code, answer) = operator
+            .hook(Some("any-token"), body(cluster, namespace))
+            .await;
+        assert_eq!(code, 400, "{cluster:?} in {namespace:?}: {answer}");
+        assert_eq!(answer["error"]["code"], "INVALID_NAME", "{answer}");
+    }
+    // A valid subdomain passes the check and reaches the token (no such Secret: 401).
+    let (code, answer) = operator
+        .hook(Some("any-token"), body("my.cluster", &ns.name))
+        .await;
+    assert_eq!(code, 401, "{answer}");
+    assert_eq!(answer["error"]["code"], "INVALID_TOKEN", "{answer}");
     ns.delete().await;
 }

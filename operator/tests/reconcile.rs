@@ -226,6 +226,7 @@ async fn applying_the_minimal_example_creates_every_child_and_reaches_ready() {
     }
     for name in [
         "mysql",
+        "mysql-topology",
         "redis",
         "proxysql",
         "orchestrator",

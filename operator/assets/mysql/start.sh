@@ -10,9 +10,13 @@
 #      (Secrets), written to memory and run by the server itself at every start
 #      (init_file, binary log off), so every server, primary or replica, has every user and
 #      follows password changes;
-#   3. role: a server takes writes only when no other server does and it replicates from
-#      nobody. On its first start a replica is pointed at the primary (GTID auto-position);
-#      a former primary that comes back after a failover follows the new one read-only.
+#   3. role: only the server the operator recorded as primary (status.mysql.primary, which
+#      follows Orchestrator's promotions; /etc/sns/topology/primary) may take writes, and
+#      only when it replicates from nobody and no other server already takes writes. Every
+#      other server starts read-only: on its first start it is pointed at the primary (GTID
+#      auto-position); a former primary that comes back after a failover follows the
+#      writable server, or the recorded primary, read-only. So a whole-cluster restart after
+#      a failover cannot make the old primary writable again.
 #
 # Environment: SNS_MYSQL_STATEFULSET, SNS_MYSQL_SERVICE (headless), SNS_MYSQL_SERVERS, and
 # the passwords users.sql names (MONITOR_PASSWORD and REPLICATION_PASSWORD among them).
@@ -21,6 +25,7 @@ set -euo pipefail
 # SNS_START_ROOT prefixes every path, for tests; empty in the pod.
 root=${SNS_START_ROOT:-}
 config=$root/etc/sns/mysql
+topology=$root/etc/sns/topology
 conf_d=$root/etc/mysql/conf.d
 run=$root/run/sns-mysql
 initdb=$root/docker-entrypoint-initdb.d
@@ -29,6 +34,10 @@ ordinal=${HOSTNAME##*-}
 self=$HOSTNAME.$SNS_MYSQL_SERVICE
 
 render() { awk -v q="'" -f "$config/render.awk" "$@"; }
+
+# The recorded primary: server 0 until the operator records a failover.
+recorded=$(cat "$topology/primary" 2>/dev/null || true)
+recorded=${recorded:-$SNS_MYSQL_STATEFULSET-0}
 
 # The primary is whichever other server answers read_only=0, whatever its ordinal: after a
 # failover it is no longer server 0. Unreachable servers (not started yet) are skipped.
@@ -62,26 +71,33 @@ if [[ ! -d $data/mysql ]]; then
     # First start (the entrypoint initialises the data directory and runs $initdb once).
     if [[ -n $primary ]]; then
         source=$primary
-    elif ((ordinal != 0)); then
-        # Nobody is primary yet: the cluster is new, and server 0 becomes the primary.
-        source=$SNS_MYSQL_STATEFULSET-0.$SNS_MYSQL_SERVICE
+    elif [[ $HOSTNAME != "$recorded" ]]; then
+        # Nobody takes writes yet (a new cluster): follow the recorded primary.
+        source=$recorded.$SNS_MYSQL_SERVICE
     fi
     if [[ -n $source ]]; then
         replicate "$initdb/50-replicate.sql" "$source" slave_pos
     fi
-elif [[ -n $primary && ! -f $data/master.info ]]; then
-    # A former primary back after Orchestrator promoted another server: two writers would
-    # split the data. It follows the new primary; a transaction of its own that never reached
-    # the new primary stops replication (gtid_strict_mode), which MySQLReplicationStopped
-    # reports, and an operator decides.
-    source=$primary
-    replicate "$run/users.sql" "$source" current_pos
-    echo 'START SLAVE;' >>"$run/users.sql"
+elif [[ ! -f $data/master.info ]]; then
+    # Data, and replicating from nobody: this server was a primary. If another takes writes,
+    # or the primary recorded since is another, Orchestrator promoted that one: two writers
+    # would split the data, so this one follows it. A transaction of its own that never
+    # reached the new primary stops replication (gtid_strict_mode), which
+    # MySQLReplicationStopped reports, and a person decides.
+    if [[ -n $primary ]]; then
+        source=$primary
+    elif [[ $HOSTNAME != "$recorded" ]]; then
+        source=$recorded.$SNS_MYSQL_SERVICE
+    fi
+    if [[ -n $source ]]; then
+        replicate "$run/users.sql" "$source" current_pos
+        echo 'START SLAVE;' >>"$run/users.sql"
+    fi
 fi
 
-read_only=OFF
-if [[ -n $source || -f $data/master.info ]]; then
-    read_only=ON
+read_only=ON
+if [[ -z $source && ! -f $data/master.info && $HOSTNAME == "$recorded" ]]; then
+    read_only=OFF
 fi
 cat >"$conf_d/server.cnf" <<EOF
 [mysqld]
@@ -91,7 +107,7 @@ report_port = 3306
 read_only = $read_only
 init_file = /run/sns-mysql/users.sql
 EOF
-echo "start.sh: $self starts with read_only=$read_only (primary seen: ${primary:-none})" >&2
+echo "start.sh: $self starts with read_only=$read_only (recorded primary: $recorded; writable peer seen: ${primary:-none})" >&2
 
 # The server runs as mysql and reads these files itself; nobody else may read the passwords.
 chown -R mysql:mysql "$run" "$initdb"

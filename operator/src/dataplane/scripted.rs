@@ -46,6 +46,7 @@ struct Script {
     bootstrapped: HashSet<String>,
     bootstraps: usize,
     orchestrator_calls: usize,
+    fenced: Vec<String>,
 }
 
 impl Scripted {
@@ -96,6 +97,11 @@ impl Scripted {
     /// Calls made to Orchestrator's API so far (each periodic check makes one).
     pub fn orchestrator_calls(&self) -> usize {
         self.with(|s| s.orchestrator_calls)
+    }
+
+    /// Servers fenced so far, in order.
+    pub fn fenced(&self) -> Vec<String> {
+        self.with(|s| s.fenced.clone())
     }
 }
 
@@ -159,6 +165,11 @@ impl RedisCluster for Scripted {
 }
 
 impl MysqlReplication for Scripted {
+    fn fence<'a>(&'a self, _login: &'a MysqlLogin, server: &'a MysqlServer) -> PlaneFuture<'a, ()> {
+        self.with(|s| s.fenced.push(server.name.clone()));
+        async { Ok(()) }.boxed()
+    }
+
     fn replication_health<'a>(
         &'a self,
         _login: &'a MysqlLogin,

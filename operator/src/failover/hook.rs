@@ -12,7 +12,9 @@
 //!
 //! The token is key `token` of the Secret `<cluster>-orchestrator-hook` in the cluster's
 //! namespace (generated with the cluster). Answers: 200 `{recorded, primary, failoverCount}`;
-//! 401 without a token or with a wrong one (nothing is written); 400 unreadable body;
+//! 401 without a token or with a wrong one (nothing is written); 400 unreadable body, or a
+//! `cluster` or `namespace` that Kubernetes would not accept as such a name (they go into API
+//! paths, and are checked before any API call: the token is not checked yet);
 //! 422 a successor that is no MySQL pod of the cluster; 404 no such cluster; 409 the cluster
 //! is paused (the periodic check records the failover once it is resumed); 503 when the
 //! Kubernetes API fails. Errors use the JSON contract `{"error": {"code", "message"}}`.
@@ -80,6 +82,9 @@ pub async fn failover_hook(
             );
         }
     };
+    if let Err(message) = check_names(&hook) {
+        return error(StatusCode::BAD_REQUEST, "INVALID_NAME", message);
+    }
     match expected_token(&context, &hook).await {
         Ok(Some(expected)) if tokens_match(&expected, token.as_bytes()) => {}
         Ok(_) => {
@@ -158,9 +163,6 @@ async fn expected_token(
     context: &Context,
     hook: &FailoverHook,
 ) -> Result<Option<Vec<u8>>, kube::Error> {
-    if hook.cluster.is_empty() || hook.namespace.is_empty() {
-        return Ok(None);
-    }
     let secrets = Api::<Secret>::namespaced(context.client.clone(), &hook.namespace);
     let secret = secrets.get_opt(&token_secret_name(&hook.cluster)).await?;
     Ok(secret
@@ -168,6 +170,46 @@ async fn expected_token(
         .and_then(|mut data| data.remove(TOKEN_KEY))
         .map(|bytes| bytes.0)
         .filter(|token| !token.is_empty()))
+}
+
+/// Whether `cluster` and `namespace` are names Kubernetes accepts for an SnsCluster (a DNS
+/// subdomain) and a namespace (a DNS label); if not, why (answered with 400). Checked before
+/// any API call, so `/`, `?`, `%`, `..` and the like never reach an API path.
+fn check_names(hook: &FailoverHook) -> Result<(), &'static str> {
+    if !is_dns_subdomain(&hook.cluster) {
+        return Err(
+            "`cluster` must be an SnsCluster name: an RFC 1123 subdomain (at most 253 \
+             characters: lowercase letters, digits, '-' and '.', each dot-separated part \
+             starting and ending with a letter or digit)",
+        );
+    }
+    if !is_dns_label(&hook.namespace) {
+        return Err(
+            "`namespace` must be a namespace name: an RFC 1123 label (1 to 63 lowercase \
+             letters, digits or '-', starting and ending with a letter or digit)",
+        );
+    }
+    Ok(())
+}
+
+/// An RFC 1123 label as Kubernetes checks it (namespace names): 1 to 63 characters.
+fn is_dns_label(name: &str) -> bool {
+    name.len() <= 63 && is_label_shaped(name)
+}
+
+/// An RFC 1123 subdomain as Kubernetes checks it (most object names, custom resources'
+/// included): at most 253 characters, dot-separated labels (no per-label limit).
+fn is_dns_subdomain(name: &str) -> bool {
+    name.len() <= 253 && name.split('.').all(is_label_shaped)
+}
+
+/// Non-empty; lowercase ASCII letters, digits and '-'; a letter or digit at both ends.
+fn is_label_shaped(part: &str) -> bool {
+    let is_alphanumeric = |c: &u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+    let bytes = part.as_bytes();
+    bytes.first().is_some_and(is_alphanumeric)
+        && bytes.last().is_some_and(is_alphanumeric)
+        && bytes.iter().all(|c| is_alphanumeric(c) || *c == b'-')
 }
 
 fn bearer_token(headers: &HeaderMap) -> Option<&str> {
@@ -246,6 +288,76 @@ mod tests {
                 .any(|(name, keys)| *name == token_secret_name("prod") && keys.contains(&TOKEN_KEY)),
             "{generated:?}"
         );
+    }
+
+    #[test]
+    fn names_are_checked_as_kubernetes_checks_them() {
+        for good in ["a", "sns", "prod-1", "0x", &"a".repeat(63)] {
+            assert!(is_dns_label(good), "{good}");
+            assert!(is_dns_subdomain(good), "{good}");
+        }
+        for bad in [
+            "",
+            "-a",
+            "a-",
+            "A",
+            "a_b",
+            "a/b",
+            "a?b",
+            "a%2fb",
+            "a.b",
+            "..",
+            " a",
+            "é",
+            &"a".repeat(64),
+        ] {
+            assert!(!is_dns_label(bad), "{bad:?}");
+        }
+        for good in ["my.cluster", "a-1.b-2.c", &"a".repeat(253)] {
+            assert!(is_dns_subdomain(good), "{good}");
+        }
+        for bad in [
+            "",
+            ".",
+            "..",
+            "../x",
+            "a..b",
+            ".a",
+            "a.",
+            "a/b",
+            "a?b",
+            "a#b",
+            "a b",
+            "A.b",
+            &"a".repeat(254),
+        ] {
+            assert!(!is_dns_subdomain(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_body_with_a_bad_cluster_or_namespace_is_refused() {
+        let hook = |cluster: &str, namespace: &str| FailoverHook {
+            cluster: cluster.into(),
+            namespace: namespace.into(),
+            failed_host: None,
+            successor_host: "sns-mysql-1".into(),
+        };
+        assert_eq!(check_names(&hook("sns", "prod")), Ok(()));
+        assert_eq!(check_names(&hook("sns.v2", "prod")), Ok(()));
+        for (cluster, namespace, field) in [
+            ("sns?watch=1", "prod", "`cluster`"),
+            ("sns/../x", "prod", "`cluster`"),
+            ("", "prod", "`cluster`"),
+            ("sns", "prod/secrets", "`namespace`"),
+            ("sns", "prod?x", "`namespace`"),
+        ] {
+            let refusal = check_names(&hook(cluster, namespace)).unwrap_err();
+            assert!(
+                refusal.starts_with(field),
+                "{cluster:?} {namespace:?}: {refusal}"
+            );
+        }
     }
 
     #[test]

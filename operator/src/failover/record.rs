@@ -10,6 +10,8 @@ use serde_json::json;
 use crate::context::Context;
 use crate::controller::Error;
 use crate::crd::{Failover, MysqlStatus, SnsCluster};
+use crate::dataplane::MysqlServer;
+use crate::reconcile::build::MYSQL_PORT;
 
 /// Label whose value `primary` marks the MySQL pod the primary Service selects.
 pub const ROLE_LABEL: &str = "sns-platform.dev/role";
@@ -100,6 +102,7 @@ pub async fn observe_primary(
                 match &observed {
                     Observed::Failover(failover) => {
                         announce(context, &cluster, &label, failover).await;
+                        fence(context, &cluster, &label, &failover.from).await;
                     }
                     _ => tracing::info!(cluster = %label, %primary, "recorded the MySQL primary"),
                 }
@@ -110,6 +113,34 @@ pub async fn observe_primary(
             }
             Err(source) => return Err(Error::observe("recording the MySQL primary")(source)),
         }
+    }
+}
+
+/// Makes the former primary read-only if it is still running: Orchestrator does not touch a
+/// primary it gave up on, and ProxySQL routes writes to whichever server has `read_only=0`.
+/// Best effort: a server that does not answer is down, and when it starts again start.sh
+/// sees the recorded primary and starts read-only.
+async fn fence(context: &Context, cluster: &SnsCluster, label: &str, from: &str) {
+    let namespace = cluster.namespace().unwrap_or_default();
+    let name = cluster.name_any();
+    let login = match crate::health::mysql_login(context, &namespace, &name).await {
+        Ok(login) => login,
+        Err(message) => {
+            tracing::warn!(cluster = %label, %from, %message, "cannot fence the former primary");
+            return;
+        }
+    };
+    let server = MysqlServer {
+        name: from.to_owned(),
+        host: format!("{from}.{name}-mysql.{namespace}.svc"),
+        port: MYSQL_PORT as u16,
+    };
+    match context.data_plane.mysql.fence(&login, &server).await {
+        Ok(()) => {
+            tracing::info!(cluster = %label, %from, "fenced the former primary (read_only=1)")
+        }
+        Err(error) => tracing::info!(cluster = %label, %from, %error,
+            "the former primary did not answer; it starts read-only when it comes back"),
     }
 }
 

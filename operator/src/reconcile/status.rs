@@ -10,13 +10,16 @@
 //! ```
 //!
 //! A condition's message says why it waits; its transition time only moves when its status
-//! does, so a cluster at rest gets no status writes.
+//! does, so a cluster at rest gets no status writes. A child that does not exist yet counts
+//! as 0 ready; a failed read fails the reconcile (retried) rather than passing for 0, which
+//! would flap the conditions, write the status twice and publish NotReady.
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use kube::runtime::events::{Event, EventType};
 use kube::{Api, Client, Resource, ResourceExt};
 
 use crate::context::Context;
+use crate::controller::Error;
 use crate::crd::{ApiStatus, Condition, RedisStatus, SnsCluster, SnsClusterStatus};
 use crate::health::{self, Health};
 
@@ -26,15 +29,15 @@ pub async fn observe(
     cluster: &SnsCluster,
     namespace: &str,
     report: &health::Report,
-) -> SnsClusterStatus {
+) -> Result<SnsClusterStatus, Error> {
     let name = cluster.name_any();
     let deployments = Api::<Deployment>::namespaced(client.clone(), namespace);
     let stateful_sets = Api::<StatefulSet>::namespaced(client.clone(), namespace);
+    // `get_opt`: NotFound (not created yet) is `None`, any other failure an error.
     let api_ready = deployments
         .get_opt(&format!("{name}-api"))
         .await
-        .ok()
-        .flatten()
+        .map_err(Error::observe("reading the API Deployment"))?
         .and_then(|d| d.status)
         .and_then(|s| s.ready_replicas)
         .unwrap_or(0);
@@ -54,15 +57,13 @@ pub async fn observe(
         stateful_sets
             .get_opt(&format!("{name}-mysql"))
             .await
-            .ok()
-            .flatten(),
+            .map_err(Error::observe("reading the MySQL StatefulSet"))?,
     );
     let redis = sts_ready(
         stateful_sets
             .get_opt(&format!("{name}-redis"))
             .await
-            .ok()
-            .flatten(),
+            .map_err(Error::observe("reading the Redis StatefulSet"))?,
     );
     let previous = cluster.status.clone().unwrap_or_default();
     let generation = cluster.metadata.generation;
@@ -162,7 +163,7 @@ pub async fn observe(
     };
     let mut all_conditions = vec![ready, progressing, degraded];
     all_conditions.extend(conditions);
-    SnsClusterStatus {
+    Ok(SnsClusterStatus {
         observed_generation: generation,
         conditions: all_conditions,
         api: ApiStatus {
@@ -176,7 +177,7 @@ pub async fn observe(
                 .clone()
                 .or_else(|| previous.redis.cluster_state.clone()),
         },
-    }
+    })
 }
 
 /// A condition whose transition time only moves when its status does (no status churn).

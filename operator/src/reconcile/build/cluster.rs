@@ -273,6 +273,7 @@ mod tests {
         );
         let mut expected = vec![
             "ConfigMap/prod-mysql",
+            "ConfigMap/prod-mysql-topology",
             "ConfigMap/prod-redis",
             "ConfigMap/prod-proxysql",
             "ConfigMap/prod-orchestrator",

@@ -7,7 +7,10 @@
 //!                         users.sql (template: @@..._PASSWORD@@), render.awk
 //! Service   <c>-mysql     headless: <c>-mysql-N.<c>-mysql for replication, ProxySQL,
 //!                         Orchestrator and Prometheus
-//! Service   <c>-mysql-primary  pods labelled sns-platform.dev/role=primary
+//! ConfigMap <c>-mysql-topology   primary: the pod recorded as primary (start.sh lets only
+//!                         it take writes)
+//! Service   <c>-mysql-primary  that pod (by name: a recreated pod is selected at once; the
+//!                         operator also moves the sns-platform.dev/role=primary label)
 //! StatefulSet <c>-mysql   mariadb (+ mysqld-exporter :9104 when monitoring is on)
 //! ```
 
@@ -70,9 +73,15 @@ pub(super) fn build(
         COMPONENT,
         json!([{ "name": "mysql", "port": MYSQL_PORT, "targetPort": MYSQL_PORT }]),
     )?);
+    let primary = recorded_primary(cluster, &name);
+    objects.config_maps.push(config_map(
+        naming,
+        &naming.name(TOPOLOGY),
+        COMPONENT,
+        json!({ "primary": primary }),
+    )?);
     let mut selector = naming.selector(COMPONENT);
-    // The operator moves this label to the server Orchestrator promotes.
-    selector["sns-platform.dev/role"] = json!("primary");
+    selector["statefulset.kubernetes.io/pod-name"] = json!(primary);
     objects.services.push(service(
         naming,
         &naming.name("mysql-primary"),
@@ -84,6 +93,19 @@ pub(super) fn build(
     )?);
     objects.stateful_sets.push(stateful_set(naming, cluster)?);
     Ok(())
+}
+
+/// ConfigMap `<cluster>-mysql-topology`: which server is the primary.
+pub(super) const TOPOLOGY: &str = "mysql-topology";
+
+/// The pod recorded as primary (`status.mysql.primary`, which follows Orchestrator's
+/// promotions), or server 0 before any is recorded.
+fn recorded_primary(cluster: &SnsCluster, stateful_set: &str) -> String {
+    cluster
+        .status
+        .as_ref()
+        .and_then(|status| status.mysql.primary.clone())
+        .unwrap_or_else(|| format!("{stateful_set}-0"))
 }
 
 /// Servers in the StatefulSet: the primary plus its read replicas.
@@ -153,6 +175,7 @@ fn stateful_set(naming: &Naming<'_>, cluster: &SnsCluster) -> Result<StatefulSet
         "volumeMounts": [
             { "name": "data", "mountPath": "/var/lib/mysql" },
             { "name": "config", "mountPath": "/etc/sns/mysql", "readOnly": true },
+            { "name": "topology", "mountPath": "/etc/sns/topology", "readOnly": true },
             { "name": "conf-d", "mountPath": "/etc/mysql/conf.d" },
             { "name": "users", "mountPath": "/run/sns-mysql" },
             { "name": "initdb", "mountPath": "/docker-entrypoint-initdb.d" },
@@ -178,6 +201,9 @@ fn stateful_set(naming: &Naming<'_>, cluster: &SnsCluster) -> Result<StatefulSet
                         "containers": containers,
                         "volumes": [
                             { "name": "config", "configMap": { "name": name } },
+                            // Read by start.sh at every start; a failover recorded by the
+                            // operator reaches it (no restart is triggered by it).
+                            { "name": "topology", "configMap": { "name": naming.name(TOPOLOGY) } },
                             // Written by start.sh at every start: server identity and role.
                             { "name": "conf-d", "emptyDir": {} },
                             // Rendered users.sql (passwords): memory only.
@@ -230,6 +256,32 @@ mod tests {
         assert!(cnf.contains("gtid_strict_mode = ON"));
         assert!(cnf.contains("log_slave_updates = ON"));
         assert!(cnf.contains("max_connections = 500"));
+    }
+
+    #[test]
+    fn the_primary_service_and_topology_follow_the_recorded_primary() {
+        let objects = build(json!({}));
+        assert_eq!(
+            file(&objects, "prod-mysql-topology", "primary"),
+            "prod-mysql-0"
+        );
+        let mut cluster: SnsCluster = serde_json::from_value(json!({
+            "apiVersion": "sns-platform.dev/v1alpha1", "kind": "SnsCluster",
+            "metadata": {"name": "prod", "namespace": "sns"}, "spec": {},
+            "status": {"mysql": {"primary": "prod-mysql-2"}},
+        }))
+        .unwrap();
+        cluster.metadata.uid = None;
+        let objects = super::super::cluster::build_cluster(&cluster, false).unwrap();
+        assert_eq!(
+            file(&objects, "prod-mysql-topology", "primary"),
+            "prod-mysql-2"
+        );
+        let service = serde_json::to_value(named(&objects.services, "prod-mysql-primary")).unwrap();
+        assert_eq!(
+            service["spec"]["selector"]["statefulset.kubernetes.io/pod-name"],
+            "prod-mysql-2"
+        );
     }
 
     #[test]

@@ -185,6 +185,18 @@ mod tests {
         writable: &[&str],
         data: &str,
     ) -> Started {
+        start_recorded(scenario, pod, answering, writable, data, None)
+    }
+
+    /// [`start`], with `recorded` as the primary the operator recorded (none: server 0).
+    fn start_recorded(
+        scenario: &str,
+        pod: &str,
+        answering: &[&str],
+        writable: &[&str],
+        data: &str,
+        recorded: Option<&str>,
+    ) -> Started {
         let root =
             std::env::temp_dir().join(format!("sns-start-sh-{}-{scenario}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
@@ -196,8 +208,12 @@ mod tests {
             "var/lib/mysql",
             "bin",
             "peers",
+            "etc/sns/topology",
         ] {
             std::fs::create_dir_all(root.join(dir)).unwrap();
+        }
+        if let Some(primary) = recorded {
+            std::fs::write(root.join("etc/sns/topology/primary"), primary).unwrap();
         }
         let config = root.join("etc/sns/mysql");
         std::fs::write(config.join("sns.cnf"), "[mysqld]\n").unwrap();
@@ -308,12 +324,13 @@ mod tests {
     #[test]
     fn a_new_server_follows_whichever_server_is_writable() {
         // Server 0 lost its volume after server 2 was promoted.
-        let started = start(
+        let started = start_recorded(
             "rebuilt-0",
             "prod-mysql-0",
             &["prod-mysql-2"],
             &["prod-mysql-2"],
             "",
+            Some("prod-mysql-2"),
         );
         assert!(started.server_cnf.contains("read_only = ON\n"));
         let sql = started.replicate_sql.unwrap();
@@ -354,6 +371,60 @@ mod tests {
         assert!(sql.contains("MASTER_USE_GTID=current_pos"), "{sql}");
         assert!(sql.trim_end().ends_with("START SLAVE;"), "{sql}");
         assert!(started.replicate_sql.is_none(), "not a first start");
+    }
+
+    #[test]
+    fn after_a_recorded_failover_the_old_primary_never_starts_writable() {
+        // The whole StatefulSet restarts after server 1 was promoted; server 1 does not
+        // answer yet. Server 0 still has a primary's data, but it is not the recorded primary.
+        let started = start_recorded(
+            "restart-after-failover",
+            "prod-mysql-0",
+            &[],
+            &[],
+            "primary",
+            Some("prod-mysql-1"),
+        );
+        assert!(started.server_cnf.contains("read_only = ON\n"));
+        let sql = &started.users_sql;
+        assert!(
+            sql.contains("MASTER_HOST='prod-mysql-1.prod-mysql'"),
+            "{sql}"
+        );
+        assert!(sql.contains("MASTER_USE_GTID=current_pos"), "{sql}");
+    }
+
+    #[test]
+    fn the_recorded_primary_restarting_takes_writes_again() {
+        let started = start_recorded(
+            "promoted-restart",
+            "prod-mysql-1",
+            &["prod-mysql-0", "prod-mysql-2"],
+            &[],
+            "primary",
+            Some("prod-mysql-1"),
+        );
+        assert!(started.server_cnf.contains("read_only = OFF\n"));
+        assert!(!started.users_sql.contains("CHANGE MASTER"));
+    }
+
+    #[test]
+    fn the_recorded_primary_defers_to_a_server_already_taking_writes() {
+        // The record lags a promotion Orchestrator just made: server 2 takes writes.
+        let started = start_recorded(
+            "stale-record",
+            "prod-mysql-0",
+            &["prod-mysql-2"],
+            &["prod-mysql-2"],
+            "primary",
+            Some("prod-mysql-0"),
+        );
+        assert!(started.server_cnf.contains("read_only = ON\n"));
+        assert!(
+            started
+                .users_sql
+                .contains("MASTER_HOST='prod-mysql-2.prod-mysql'")
+        );
     }
 
     #[test]

@@ -116,8 +116,9 @@ mysql_variables=
     monitor_ping_interval=10000
     monitor_read_only_interval=1500
     monitor_read_only_timeout=500
-    # Reads scale on the replicas; the primary keeps its capacity for writes.
-    monitor_writer_is_also_reader=false
+    # The writer also serves reads (hostgroup 20), so reads still work while no replica is
+    # up (a failover, or the only replica restarting).
+    monitor_writer_is_also_reader=true
     # A new connection goes to the least loaded server.
     sessions_sort=true
     connect_retries_on_failure=10
