@@ -38,6 +38,12 @@ env_dir=$(mktemp -d "${TMPDIR:-/tmp}/sns-testenv.XXXXXX")
 cp_dir=$(mktemp -d "${TMPDIR:-/tmp}/sns-k8s.XXXXXX")
 stop_services() {
     bash tests/env/control-plane.sh stop "$cp_dir" || true
+    # The fault tests start services of their own and stop them when done; a test process
+    # that died before that leaves them behind.
+    local leftover
+    for leftover in /tmp/sns-fault-*; do
+        [[ -d $leftover ]] && { bash tests/env/testenv.sh stop "$leftover" || true; }
+    done
     bash tests/env/testenv.sh stop "$env_dir"
 }
 trap stop_services EXIT
