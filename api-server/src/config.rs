@@ -115,7 +115,8 @@ pub struct RedisConfig {
     #[arg(long, env = "API_REDIS_BREAKER_WINDOW", value_parser = parse_duration, default_value = "60s")]
     pub redis_breaker_window: Duration,
 
-    /// Calls the window must hold before the breaker may open.
+    /// Calls the window must hold before the breaker may open; as many failures in a row open
+    /// it at once.
     #[arg(long, env = "API_REDIS_BREAKER_MIN_CALLS", default_value_t = 20)]
     pub redis_breaker_min_calls: u32,
 

@@ -3,7 +3,8 @@
 //! to the recovery queue.
 //!
 //! ```text
-//! Closed ──(>= ratio failed over the window, at least min calls)──► Open
+//! Closed ──(>= ratio failed over the window, at least min calls;
+//!          or min calls failed in a row)──► Open
 //! Open ──(open_for elapsed, or the recovery loop's PING answered)──► HalfOpen
 //! HalfOpen ──(a probe succeeds)──► Closed      HalfOpen ──(a probe fails)──► Open
 //! ```
@@ -68,6 +69,10 @@ enum Mode {
 struct Inner {
     mode: Mode,
     buckets: VecDeque<Bucket>,
+    /// Failures since the last success. A window full of earlier successes would keep the
+    /// ratio under its threshold for up to half the window after Redis died; this many
+    /// failures in a row say it is down now.
+    failures_in_a_row: u32,
 }
 
 /// The breaker. Its lock is held only for a few arithmetic steps, never across an await.
@@ -87,6 +92,7 @@ impl Breaker {
             inner: Mutex::new(Inner {
                 mode: Mode::Closed,
                 buckets: VecDeque::new(),
+                failures_in_a_row: 0,
             }),
         }
     }
@@ -124,6 +130,7 @@ impl Breaker {
                 if succeeded {
                     inner.mode = Mode::Closed;
                     inner.buckets.clear();
+                    inner.failures_in_a_row = 0;
                 } else {
                     inner.mode = Mode::Open { since: now };
                 }
@@ -158,6 +165,16 @@ impl Breaker {
             }),
         }
         if succeeded {
+            inner.failures_in_a_row = 0;
+            return;
+        }
+        inner.failures_in_a_row += 1;
+        if inner.failures_in_a_row >= self.settings.min_calls {
+            tracing::warn!(
+                failures_in_a_row = inner.failures_in_a_row,
+                "Redis circuit breaker opened"
+            );
+            inner.mode = Mode::Open { since: now };
             return;
         }
         let (calls, failures) = inner
@@ -251,6 +268,20 @@ mod tests {
         call(&breaker, false);
         assert_eq!(breaker.state(), BreakerState::Open, "4 of 5 failed");
         assert!(breaker.admit().is_err());
+    }
+
+    #[test]
+    fn min_calls_failures_in_a_row_open_it_whatever_the_window_holds() {
+        let breaker = Breaker::new(settings());
+        for _ in 0..100 {
+            call(&breaker, true);
+        }
+        for _ in 0..3 {
+            call(&breaker, false);
+        }
+        assert_eq!(breaker.state(), BreakerState::Closed);
+        call(&breaker, false);
+        assert_eq!(breaker.state(), BreakerState::Open, "4 failures in a row");
     }
 
     #[test]

@@ -124,7 +124,12 @@ impl Kv {
             let manager_config = ConnectionManagerConfig::new()
                 .set_connection_timeout(Some(config.redis_timeout))
                 .set_response_timeout(Some(config.redis_timeout))
-                .set_number_of_retries(1);
+                // A server that refuses connections is reported at once (a short pause
+                // before one reconnect), not after seconds of backoff: the breaker and
+                // the fallbacks decide what happens next.
+                .set_number_of_retries(1)
+                .set_min_delay(Duration::from_millis(10))
+                .set_max_delay(Duration::from_millis(50));
             Backend::Standalone(ConnectionManager::new_lazy_with_config(
                 client,
                 manager_config,
