@@ -5,8 +5,9 @@
 //! ```text
 //! Closed ──(>= ratio failed over the window, at least min calls;
 //!          or min calls failed in a row)──► Open
-//! Open ──(open_for elapsed, or the recovery loop's PING answered)──► HalfOpen
-//! HalfOpen ──(a probe succeeds)──► Closed      HalfOpen ──(a probe fails)──► Open
+//! Open ──(open_for elapsed)──► HalfOpen ──(a probe succeeds)──► Closed
+//!                               HalfOpen ──(a probe fails)──► Open
+//! Open or HalfOpen ──(the recovery loop's health check answered)──► Closed
 //! ```
 
 use std::collections::VecDeque;
@@ -189,13 +190,17 @@ impl Breaker {
         }
     }
 
-    /// Redis answered a health check (the recovery loop's PING): let probes through now
-    /// rather than waiting out the open period.
+    /// Redis answered a health check (the recovery loop's PING, through a fresh connection):
+    /// that is a successful probe, so calls go through again at once rather than after the
+    /// open period. If Redis still fails them, the breaker opens again by the usual rules.
     pub fn note_healthy(&self) {
         if let Ok(mut inner) = self.inner.lock()
-            && matches!(inner.mode, Mode::Open { .. })
+            && !matches!(inner.mode, Mode::Closed)
         {
-            inner.mode = Mode::HalfOpen { in_flight: 0 };
+            tracing::info!("Redis answers again: circuit breaker closed");
+            inner.mode = Mode::Closed;
+            inner.buckets.clear();
+            inner.failures_in_a_row = 0;
         }
     }
 
@@ -306,9 +311,8 @@ mod tests {
         assert!(breaker.admit().is_err(), "one probe at a time");
         breaker.record(probe, false);
         assert_eq!(breaker.state(), BreakerState::Open);
-        breaker.note_healthy();
-        assert_eq!(breaker.state(), BreakerState::HalfOpen);
-        let probe = breaker.admit().expect("a probe after a healthy PING");
+        std::thread::sleep(Duration::from_millis(60));
+        let probe = breaker.admit().expect("another probe");
         breaker.record(probe, true);
         assert_eq!(breaker.state(), BreakerState::Closed);
         call(&breaker, false);
@@ -316,6 +320,16 @@ mod tests {
             breaker.state(),
             BreakerState::Closed,
             "the window was cleared"
+        );
+        for _ in 0..3 {
+            call(&breaker, false);
+        }
+        assert_eq!(breaker.state(), BreakerState::Open);
+        breaker.note_healthy();
+        assert_eq!(
+            breaker.state(),
+            BreakerState::Closed,
+            "a healthy PING closes it"
         );
     }
 }
