@@ -4,7 +4,8 @@
 //! ```text
 //! fan-out fails, retries exhausted ─► park the outbox row (MySQL) ─► push its id (memory,
 //!                                     bounded; when full, MySQL alone keeps it)
-//! recovery loop, every second ─► jobs waiting? ─► PING ─► answered: unpark them, staggered by
+//! recovery loop, every second ─► breaker open? PING: answered ─► close it
+//!                              jobs waiting? ─► PING ─► answered: unpark them, staggered by
 //!                                the replay delay, oldest first ─► fan-out workers run them
 //!                                (re-reading follower lists, as every fan-out does)
 //! ```
@@ -92,6 +93,11 @@ pub async fn run_recovery_loop(state: AppState, kv: Kv, shutdown: CancellationTo
 /// One round; returns how many jobs were unparked.
 pub async fn recover_once(state: &AppState, kv: &Kv) -> anyhow::Result<usize> {
     let queue = &state.feed.recovery;
+    // While the breaker is open, every request skips Redis: find out as soon as it answers
+    // again, whether or not jobs are parked yet.
+    if kv.breaker_state() != crate::kv::breaker::BreakerState::Closed && kv.ping().await.is_ok() {
+        kv.note_healthy();
+    }
     let (pending, parked) = store::count_outbox_jobs(state.db.writer()).await?;
     state
         .metrics
