@@ -16,88 +16,24 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::PathBuf;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
 use k8s_openapi::api::rbac::v1::ClusterRole;
-use kube::config::{AuthInfo, KubeConfigOptions, Kubeconfig};
+use kube::config::AuthInfo;
 use kube::{Api, Client};
 use sns_operator::context::{Context, Settings};
 use sns_operator::crd::SnsCluster;
 use sns_operator::dataplane::DataPlane;
 use sns_operator::metrics::Metrics;
 
+use support::{admin_kubeconfig, client_from, helm, kubectl, repo_root, run, suffix};
+
+mod support;
+
 const CHART: &str = "charts/sns-operator";
-
-fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!(
-            "{name} is not set: start the control plane with tests/env/control-plane.sh \
-             (tests/run-all.sh does)"
-        )
-    })
-}
-
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// Path of a tool of the test control plane (`kubectl`, `helm`); missing is a failure.
-fn tool(name: &str) -> PathBuf {
-    let path = PathBuf::from(env("SNS_TEST_K8S_BIN")).join(name);
-    assert!(
-        path.is_file(),
-        "{} not found: run tests/env/build-control-plane.sh",
-        path.display()
-    );
-    path
-}
-
-/// Runs `program` from the repository root with the admin kubeconfig; returns (success,
-/// stdout + stderr).
-fn run(program: PathBuf, args: &[&str]) -> (bool, String) {
-    let output = Command::new(&program)
-        .env("KUBECONFIG", env("SNS_TEST_KUBECONFIG"))
-        .env("HELM", tool("helm"))
-        .args(args)
-        .current_dir(repo_root())
-        .output()
-        .unwrap_or_else(|e| panic!("{} runs: {e}", program.display()));
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.success(), text)
-}
-
-fn helm(args: &[&str]) -> (bool, String) {
-    run(tool("helm"), args)
-}
-
-fn kubectl(args: &[&str]) -> (bool, String) {
-    run(tool("kubectl"), args)
-}
-
-/// Six random lowercase hex digits, for names unique to this run.
-fn suffix() -> String {
-    format!("{:06x}", rand::random::<u32>() & 0xff_ffff)
-}
-
-/// A client from `kubeconfig`.
-async fn client_from(kubeconfig: Kubeconfig) -> Client {
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-        .await
-        .unwrap();
-    sns_operator::startup::kube_client(config).unwrap()
-}
-
-fn admin_kubeconfig() -> Kubeconfig {
-    Kubeconfig::read_from(env("SNS_TEST_KUBECONFIG")).unwrap()
-}
 
 /// A client that is the ServiceAccount `namespace/name` and nothing else: the test control
 /// plane's server and CA, and a freshly minted token of that account as the only credential.

@@ -19,20 +19,18 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::PathBuf;
-use std::process::Command;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Namespace, Pod, Secret};
+use k8s_openapi::api::core::v1::{Pod, Secret};
 use k8s_openapi::api::events::v1::Event;
-use kube::api::{DeleteParams, PostParams};
-use kube::{Api, Client, ResourceExt};
+use kube::api::PostParams;
+use kube::{Api, ResourceExt};
 use serde_json::{Value, json};
 use sns_operator::context::{Context, Settings};
-use sns_operator::crd::{SnsCluster, SnsClusterStatus};
+use sns_operator::crd::SnsClusterStatus;
 use sns_operator::dataplane::DataPlane;
 use sns_operator::dataplane::scripted::{ReplicaFault, Scripted};
 use sns_operator::failover::ROLE_LABEL;
@@ -41,132 +39,9 @@ use sns_operator::metrics::Metrics;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!(
-            "{name} is not set: start the control plane with tests/env/control-plane.sh \
-             (tests/run-all.sh does)"
-        )
-    })
-}
+use support::{TestNamespace, client, eventually};
 
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn kubectl(args: &[&str]) -> (bool, String) {
-    let output = Command::new(PathBuf::from(env("SNS_TEST_K8S_BIN")).join("kubectl"))
-        .env("KUBECONFIG", env("SNS_TEST_KUBECONFIG"))
-        .args(args)
-        .current_dir(repo_root())
-        .output()
-        .expect("kubectl runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.success(), text)
-}
-
-/// Installs the CRD from `crds/` once for this test binary.
-fn install_crd() {
-    static INSTALLED: Once = Once::new();
-    INSTALLED.call_once(|| {
-        let (ok, out) = kubectl(&["apply", "--server-side", "-f", "crds/"]);
-        assert!(ok, "installing the CRD: {out}");
-        let (ok, out) = kubectl(&[
-            "wait",
-            "--for=condition=Established",
-            "--timeout=30s",
-            "crd/snsclusters.sns-platform.dev",
-        ]);
-        assert!(ok, "the CRD is established: {out}");
-    });
-}
-
-async fn client() -> Client {
-    let config = kube::Config::from_custom_kubeconfig(
-        kube::config::Kubeconfig::read_from(env("SNS_TEST_KUBECONFIG")).unwrap(),
-        &Default::default(),
-    )
-    .await
-    .unwrap();
-    sns_operator::startup::kube_client(config).unwrap()
-}
-
-/// A namespace of the test's own, deleted when the test passes.
-struct TestNamespace {
-    name: String,
-    client: Client,
-}
-
-impl TestNamespace {
-    async fn new() -> Self {
-        install_crd();
-        let client = client().await;
-        let name = format!("t-{:06x}", rand::random::<u32>() & 0xff_ffff);
-        let mut namespace = Namespace::default();
-        namespace.metadata.name = Some(name.clone());
-        Api::<Namespace>::all(client.clone())
-            .create(&PostParams::default(), &namespace)
-            .await
-            .unwrap();
-        Self { name, client }
-    }
-
-    fn api<K>(&self) -> Api<K>
-    where
-        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
-    {
-        Api::namespaced(self.client.clone(), &self.name)
-    }
-
-    fn apply_minimal(&self) {
-        let (ok, out) = kubectl(&[
-            "apply",
-            "-n",
-            &self.name,
-            "-f",
-            "manifests/examples/minimal.yaml",
-        ]);
-        assert!(ok, "{out}");
-    }
-
-    async fn status(&self) -> SnsClusterStatus {
-        self.api::<SnsCluster>()
-            .get("minimal")
-            .await
-            .unwrap()
-            .status
-            .unwrap_or_default()
-    }
-
-    async fn delete(self) {
-        if std::env::var("KEEP_TEST_NAMESPACE").is_err() {
-            Api::<Namespace>::all(self.client.clone())
-                .delete(&self.name, &DeleteParams::default())
-                .await
-                .unwrap();
-        }
-    }
-}
-
-/// Polls `check` until it returns `Some`, for at most `seconds`.
-async fn eventually<T, F, Fut>(seconds: u64, what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
+mod support;
 
 fn condition<'s>(
     status: &'s SnsClusterStatus,

@@ -5,65 +5,28 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::PathBuf;
-use std::process::Command;
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use kube::api::{DeleteParams, PostParams};
-use kube::{Api, Client};
+use kube::Api;
 use sns_operator::context::{Context, Settings};
 use sns_operator::crd::{SnsCluster, SnsClusterStatus};
 use sns_operator::dataplane::DataPlane;
 use sns_operator::metrics::Metrics;
+use support::{TestNamespace, client, eventually, install_crd, kubectl};
 
-fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!(
-            "{name} is not set: start the control plane with tests/env/control-plane.sh \
-             (tests/run-all.sh does)"
-        )
-    })
-}
+mod support;
 
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// Runs the real kubectl; returns (success, stdout + stderr).
-fn kubectl(args: &[&str]) -> (bool, String) {
-    let kubectl = PathBuf::from(env("SNS_TEST_K8S_BIN")).join("kubectl");
-    let output = Command::new(kubectl)
-        .env("KUBECONFIG", env("SNS_TEST_KUBECONFIG"))
-        .args(args)
-        .current_dir(repo_root())
-        .output()
-        .expect("kubectl runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.success(), text)
-}
-
-/// Installs the CRD from `crds/` (which also tests the generated YAML) and starts one
-/// controller for this test binary, on a runtime of its own; returns its metrics.
+/// Installs the CRD and starts one controller for this test binary, on a runtime of its
+/// own; returns its metrics.
 fn start_operator() -> Arc<Metrics> {
     static STARTED: OnceLock<Arc<Metrics>> = OnceLock::new();
     STARTED
         .get_or_init(|| {
-            let (ok, out) = kubectl(&["apply", "--server-side", "-f", "crds/"]);
-            assert!(ok, "installing the CRD: {out}");
-            let (ok, out) = kubectl(&[
-                "wait",
-                "--for=condition=Established",
-                "--timeout=30s",
-                "crd/snsclusters.sns-platform.dev",
-            ]);
-            assert!(ok, "the CRD is established: {out}");
+            install_crd();
             let metrics = Arc::new(Metrics::new().unwrap());
             let shared = metrics.clone();
             std::thread::spawn(move || {
@@ -81,65 +44,10 @@ fn start_operator() -> Arc<Metrics> {
         .clone()
 }
 
-async fn client() -> Client {
-    let config = kube::Config::from_custom_kubeconfig(
-        kube::config::Kubeconfig::read_from(env("SNS_TEST_KUBECONFIG")).unwrap(),
-        &Default::default(),
-    )
-    .await
-    .unwrap();
-    sns_operator::startup::kube_client(config).unwrap()
-}
-
-/// A namespace of the test's own, deleted when the test passes.
-struct TestNamespace {
-    name: String,
-    client: Client,
-}
-
-impl TestNamespace {
-    async fn new() -> Self {
-        start_operator();
-        let client = client().await;
-        let name = format!("t-{}", &uuid_like()[..6]);
-        let mut namespace = Namespace::default();
-        namespace.metadata.name = Some(name.clone());
-        Api::<Namespace>::all(client.clone())
-            .create(&PostParams::default(), &namespace)
-            .await
-            .unwrap();
-        Self { name, client }
-    }
-
-    fn api<K>(&self) -> Api<K>
-    where
-        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
-    {
-        Api::namespaced(self.client.clone(), &self.name)
-    }
-
-    async fn delete(self) {
-        if std::env::var("KEEP_TEST_NAMESPACE").is_err() {
-            Api::<Namespace>::all(self.client.clone())
-                .delete(&self.name, &DeleteParams::default())
-                .await
-                .unwrap();
-        }
-    }
-}
-
-fn uuid_like() -> String {
-    format!(
-        "{:x}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-            .wrapping_mul(2_654_435_761)
-    )
-    .chars()
-    .rev()
-    .collect()
+/// A namespace of the test's own, with this binary's controller running.
+async fn namespace() -> TestNamespace {
+    start_operator();
+    TestNamespace::new().await
 }
 
 /// Writes an SnsCluster manifest named `name` with `spec` (YAML flow style) into a temporary
@@ -156,22 +64,6 @@ fn write_manifest(ns: &TestNamespace, name: &str, spec: &str) -> PathBuf {
     )
     .unwrap();
     file
-}
-
-/// Polls `check` until it returns `Some`, for at most `seconds`.
-async fn eventually<T, F, Fut>(seconds: u64, what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 /// Waits until the object `name` exists.
@@ -200,7 +92,7 @@ async fn wait_until_ready(clusters: &Api<SnsCluster>, name: &str) -> SnsClusterS
 
 #[tokio::test]
 async fn applying_the_minimal_example_creates_every_child_and_reaches_ready() {
-    let ns = TestNamespace::new().await;
+    let ns = namespace().await;
     let (ok, out) = kubectl(&[
         "apply",
         "-n",
@@ -306,7 +198,7 @@ async fn applying_the_minimal_example_creates_every_child_and_reaches_ready() {
 
 #[tokio::test]
 async fn invalid_specs_are_refused_naming_the_field() {
-    let ns = TestNamespace::new().await;
+    let ns = namespace().await;
     for (spec, expected) in [
         (
             "mysql: {orchestrator: {replicas: 4}}",
@@ -332,7 +224,7 @@ async fn invalid_specs_are_refused_naming_the_field() {
 
 #[tokio::test]
 async fn scaling_and_a_new_image_reach_the_deployment_and_deletion_collects_children() {
-    let ns = TestNamespace::new().await;
+    let ns = namespace().await;
     let (ok, out) = kubectl(&[
         "apply",
         "-n",
@@ -421,7 +313,7 @@ fn is_subset(expected: &serde_json::Value, actual: &serde_json::Value) -> bool {
 
 #[tokio::test]
 async fn render_output_matches_what_the_operator_applied() {
-    let ns = TestNamespace::new().await;
+    let ns = namespace().await;
     let (ok, out) = kubectl(&["apply", "-n", &ns.name, "-f", "manifests/examples/ha.yaml"]);
     assert!(ok, "{out}");
     let mut cluster: SnsCluster =
@@ -459,7 +351,7 @@ async fn render_output_matches_what_the_operator_applied() {
 
 #[tokio::test]
 async fn a_paused_cluster_gets_no_writes_until_unpaused() {
-    let ns = TestNamespace::new().await;
+    let ns = namespace().await;
     let file = write_manifest(&ns, "quiet", "paused: true");
     let (ok, out) = kubectl(&["apply", "-n", &ns.name, "-f", file.to_str().unwrap()]);
     assert!(ok, "{out}");
@@ -507,7 +399,7 @@ async fn a_paused_cluster_gets_no_writes_until_unpaused() {
 
 #[tokio::test]
 async fn a_cluster_at_rest_gets_no_writes_for_60_seconds() {
-    let ns = TestNamespace::new().await;
+    let ns = namespace().await;
     let metrics = start_operator();
     let (ok, out) = kubectl(&[
         "apply",
