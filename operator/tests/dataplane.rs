@@ -36,7 +36,22 @@ struct RedisNodes {
 }
 
 impl RedisNodes {
+    /// Starts `count` nodes, picking new ports when one was taken meanwhile.
     async fn start(count: usize) -> Self {
+        // One start at a time in this binary: two tests picking free ports together can be
+        // handed the same ones.
+        static STARTING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+        let _starting = STARTING.lock().await;
+        for _ in 0..3 {
+            if let Some(nodes) = Self::try_start(count).await {
+                return nodes;
+            }
+        }
+        panic!("{count} redis-server processes did not all start in 3 attempts");
+    }
+
+    /// One attempt; `None` (the processes stopped) when a node exits or never answers.
+    async fn try_start(count: usize) -> Option<Self> {
         let dir =
             std::env::temp_dir().join(format!("sns-redis-cluster-{:08x}", rand::random::<u32>()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -85,18 +100,22 @@ impl RedisNodes {
                 bus_port: Some(bus),
             });
         }
-        for node in &this.nodes {
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while ping(node).await.is_err() {
-                assert!(
-                    Instant::now() < deadline,
-                    "{} never answered PING",
-                    node.name
-                );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        for index in 0..this.nodes.len() {
+            while ping(&this.nodes[index]).await.is_err() {
+                // Exited (its port was taken after we picked it), or too slow: start over.
+                let exited = this.children[index].try_wait().ok().flatten().is_some();
+                if exited || Instant::now() >= deadline {
+                    eprintln!(
+                        "{} did not answer PING; starting the nodes again",
+                        this.nodes[index].name
+                    );
+                    return None;
+                }
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
-        this
+        Some(this)
     }
 }
 
