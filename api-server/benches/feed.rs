@@ -458,13 +458,8 @@ impl BenchApp {
         let during = self
             .read_load(tokens, Duration::from_secs(5), clients)
             .await?;
-        let replayed = {
-            let mut conn = self.db().await?;
-            let (left,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM feed_outbox")
-                .fetch_one(&mut conn)
-                .await?;
-            left
-        };
+        let (replayed, _parked) =
+            sns_api::feed::store::count_outbox_jobs(&mut self.db().await?).await?;
         println!(
             "Redis back, during the replay ({:.1} s, {} jobs left after it): {} reads ({} from \
              Redis), {} answered 503; {}",

@@ -66,9 +66,8 @@ impl ApiProcess {
     }
 }
 
-async fn outbox_rows(database: &TestDatabase) -> i64 {
-    let (rows,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM feed_outbox")
-        .fetch_one(&mut database.connect().await)
+async fn outbox_rows(database: &TestDatabase) -> u64 {
+    let (rows, _parked) = sns_api::feed::store::count_outbox_jobs(&mut database.connect().await)
         .await
         .unwrap();
     rows

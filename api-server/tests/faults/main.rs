@@ -43,7 +43,7 @@ pub async fn metric(app: &TestApp, name: &str) -> f64 {
 /// Gives each user an (empty) Redis feed, as after their last read: fan-out only writes to
 /// feeds that exist.
 pub async fn create_feeds(kv: &Kv, users: &[u64]) {
-    for chunk in users.chunks(1000) {
+    for chunk in users.chunks(500) {
         let writes = chunk
             .iter()
             .map(|id| sns_api::feed::cache::write_feed(kv, *id, &[], 1, 3600));
@@ -90,11 +90,8 @@ where
 }
 
 /// Outbox jobs, and how many are parked.
-pub async fn outbox(app: &TestApp) -> (i64, i64) {
-    sqlx::query_as(
-        "SELECT COUNT(*), CAST(COALESCE(SUM(parked_at IS NOT NULL), 0) AS SIGNED) FROM feed_outbox",
-    )
-    .fetch_one(&mut app.database.connect().await)
-    .await
-    .unwrap()
+pub async fn outbox(app: &TestApp) -> (u64, u64) {
+    sns_api::feed::store::count_outbox_jobs(&mut app.database.connect().await)
+        .await
+        .unwrap()
 }
