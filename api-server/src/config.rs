@@ -54,14 +54,16 @@ pub struct Config {
     pub request_timeout: Duration,
 }
 
-/// Where the MySQL writer and readers are.
+/// Where the database (MySQL writer and readers, or a SQLite file) is.
 #[derive(Debug, Clone, Args)]
 pub struct DatabaseConfig {
-    /// Writer URL (the primary, or ProxySQL), e.g. `mysql://user:pass@host:3306/sns`.
+    /// Writer URL: the MySQL primary or ProxySQL (`mysql://user:pass@host:3306/sns`), or a
+    /// SQLite file (`sqlite://path/sns.db`, the embedded default: one process, no servers;
+    /// feeds, caches and rate limits then live in the process unless Redis is configured).
     #[arg(
         long,
         env = "API_DATABASE_URL",
-        default_value = "mysql://sns:sns@127.0.0.1:3306/sns"
+        default_value = "sqlite://sns-data/sns.db"
     )]
     pub database_url: SecretString,
 

@@ -75,10 +75,10 @@ pub async fn list_comments(
     let page = paging.validate(1)?;
     let after = page.after.as_ref().map_or(0, |key| key[0]);
     let mut conn = state.db.reader().await?;
-    posts::find_post_author(&mut *conn, post_id)
+    posts::find_post_author(&mut conn, post_id)
         .await?
         .ok_or(ApiError::NotFound("post"))?;
-    let comments = store::list_post_comments(&mut *conn, post_id, after, page.limit + 1).await?;
+    let comments = store::list_post_comments(&mut conn, post_id, after, page.limit + 1).await?;
     Ok(
         Page::from_overfetch(comments, page.limit, |comment| vec![comment.id])
             .into_response_for(&uri),
@@ -100,7 +100,7 @@ pub async fn get_comment(
     Path(id): Path<u64>,
 ) -> Result<axum::Json<CommentView>> {
     let mut conn = state.db.reader().await?;
-    store::find_comment_view(&mut *conn, id)
+    store::find_comment_view(&mut conn, id)
         .await?
         .ok_or(ApiError::NotFound("comment"))
         .map(axum::Json)
@@ -135,7 +135,7 @@ pub async fn update_comment(
     if owners.comment_author_id != user.id {
         return Err(ApiError::Forbidden("only the author may edit a comment"));
     }
-    store::update_comment_content(&mut *tx, id, &request.content, db::now()).await?;
+    store::update_comment_content(&mut tx, id, &request.content, db::now()).await?;
     tx.commit().await?;
     store::find_comment_view(state.db.writer(), id)
         .await?

@@ -1,7 +1,8 @@
 //! SQL of `comments` and the comment counter on `posts`.
 
+use crate::db::{AsConn, Executor, query};
 use chrono::{DateTime, Utc};
-use sqlx::{FromRow, MySqlConnection, MySqlExecutor};
+use sqlx::FromRow;
 
 use super::model::CommentView;
 use crate::users::model::UserSummary;
@@ -43,23 +44,22 @@ const COMMENT_VIEW_SELECT: &str = "SELECT c.id, c.post_id, c.author_id, u.userna
 
 /// Inserts a comment and counts it on its post; returns the new id.
 pub async fn insert_comment(
-    tx: &mut MySqlConnection,
+    tx: &mut impl AsConn,
     post_id: u64,
     author_id: u64,
     content: &str,
     now: DateTime<Utc>,
 ) -> sqlx::Result<u64> {
-    let id = sqlx::query(
-        "INSERT INTO comments (post_id, author_id, content, created_at) VALUES (?, ?, ?, ?)",
-    )
-    .bind(post_id)
-    .bind(author_id)
-    .bind(content)
-    .bind(now)
-    .execute(&mut *tx)
-    .await?
-    .last_insert_id();
-    sqlx::query("UPDATE posts SET comment_count = comment_count + 1 WHERE id = ?")
+    let id =
+        query("INSERT INTO comments (post_id, author_id, content, created_at) VALUES (?, ?, ?, ?)")
+            .bind(post_id)
+            .bind(author_id)
+            .bind(content)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .last_insert_id();
+    query("UPDATE posts SET comment_count = comment_count + 1 WHERE id = ?")
         .bind(post_id)
         .execute(&mut *tx)
         .await?;
@@ -68,11 +68,11 @@ pub async fn insert_comment(
 
 /// Finds a comment on a live post.
 pub async fn find_comment_view(
-    conn: impl MySqlExecutor<'_>,
+    conn: impl Executor<'_>,
     id: u64,
 ) -> sqlx::Result<Option<CommentView>> {
     let sql = format!("{COMMENT_VIEW_SELECT} WHERE c.id = ?");
-    let row: Option<CommentRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+    let row: Option<CommentRow> = query(sqlx::AssertSqlSafe(sql))
         .bind(id)
         .fetch_optional(conn)
         .await?;
@@ -81,14 +81,14 @@ pub async fn find_comment_view(
 
 /// A post's comments with ids above `after`, oldest first.
 pub async fn list_post_comments(
-    conn: impl MySqlExecutor<'_>,
+    conn: impl Executor<'_>,
     post_id: u64,
     after: u64,
     limit: u32,
 ) -> sqlx::Result<Vec<CommentView>> {
     let sql =
         format!("{COMMENT_VIEW_SELECT} WHERE c.post_id = ? AND c.id > ? ORDER BY c.id ASC LIMIT ?");
-    let rows: Vec<CommentRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+    let rows: Vec<CommentRow> = query(sqlx::AssertSqlSafe(sql))
         .bind(post_id)
         .bind(after)
         .bind(limit)
@@ -110,10 +110,10 @@ pub struct CommentOwners {
 
 /// The owners of a comment on a live post, locking the comment until the transaction ends.
 pub async fn lock_comment_owners(
-    tx: &mut MySqlConnection,
+    tx: &mut impl AsConn,
     id: u64,
 ) -> sqlx::Result<Option<CommentOwners>> {
-    sqlx::query_as(
+    query(
         "SELECT c.post_id, c.author_id AS comment_author_id, p.author_id AS post_author_id \
          FROM comments c JOIN posts p ON p.id = c.post_id AND p.deleted_at IS NULL \
          WHERE c.id = ? FOR UPDATE",
@@ -125,12 +125,12 @@ pub async fn lock_comment_owners(
 
 /// Replaces a comment's text and marks it edited.
 pub async fn update_comment_content(
-    conn: impl MySqlExecutor<'_>,
+    conn: impl Executor<'_>,
     id: u64,
     content: &str,
     now: DateTime<Utc>,
 ) -> sqlx::Result<()> {
-    sqlx::query("UPDATE comments SET content = ?, edited_at = ? WHERE id = ?")
+    query("UPDATE comments SET content = ?, edited_at = ? WHERE id = ?")
         .bind(content)
         .bind(now)
         .bind(id)
@@ -140,14 +140,14 @@ pub async fn update_comment_content(
 }
 
 /// Deletes a comment and uncounts it on its post.
-pub async fn delete_comment(tx: &mut MySqlConnection, id: u64, post_id: u64) -> sqlx::Result<()> {
-    let deleted = sqlx::query("DELETE FROM comments WHERE id = ?")
+pub async fn delete_comment(tx: &mut impl AsConn, id: u64, post_id: u64) -> sqlx::Result<()> {
+    let deleted = query("DELETE FROM comments WHERE id = ?")
         .bind(id)
         .execute(&mut *tx)
         .await?
         .rows_affected();
     if deleted == 1 {
-        sqlx::query(
+        query(
             "UPDATE posts SET comment_count = comment_count - 1 WHERE id = ? AND comment_count > 0",
         )
         .bind(post_id)

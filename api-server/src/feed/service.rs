@@ -136,7 +136,7 @@ impl FeedRuntime {
 /// Ids of posts by the big authors `user_id` follows, below `upper`, newest first.
 async fn big_author_post_ids(
     state: &AppState,
-    conn: &mut sqlx::MySqlConnection,
+    conn: &mut impl crate::db::AsConn,
     user_id: u64,
     upper: u64,
     limit: u32,
@@ -177,7 +177,7 @@ pub async fn read_feed(
                 if ids.len() < want as usize {
                     // Below the floor the cache knows nothing: continue in MySQL.
                     let rest = store::list_feed_ids(
-                        &mut *conn,
+                        &mut conn,
                         user_id,
                         0,
                         upper.min(floor),
@@ -201,7 +201,7 @@ pub async fn read_feed(
             fallback_feed_ids(state, user_id, upper, want).await?
         } else {
             let mut conn = state.db.reader().await?;
-            store::list_feed_ids(&mut *conn, user_id, 0, upper, want).await?
+            store::list_feed_ids(&mut conn, user_id, 0, upper, want).await?
         };
     }
     ids.sort_unstable_by(|a, b| b.cmp(a));
@@ -250,7 +250,7 @@ async fn fallback_feed_ids(
     state.metrics.feed_fallback_reads.inc();
     let query = async {
         let mut conn = state.db.reader().await?;
-        Ok::<_, ApiError>(store::list_feed_ids(&mut *conn, user_id, 0, upper, want).await?)
+        Ok::<_, ApiError>(store::list_feed_ids(&mut conn, user_id, 0, upper, want).await?)
     };
     tokio::time::timeout(state.config.feed.feed_fallback_timeout, query)
         .await
@@ -272,7 +272,7 @@ async fn keep_followed(
     authors.sort_unstable();
     authors.dedup();
     let mut conn = state.db.reader().await?;
-    let followed: HashSet<u64> = store::list_followed_among(&mut *conn, user_id, &authors)
+    let followed: HashSet<u64> = store::list_followed_among(&mut conn, user_id, &authors)
         .await?
         .into_iter()
         .collect();

@@ -3,8 +3,8 @@
 
 use super::jobs::FeedJob;
 use crate::db::fetch_ids_in;
+use crate::db::{Executor, Pool, query};
 use chrono::{DateTime, Utc};
-use sqlx::{MySqlExecutor, MySqlPool};
 
 /// A claimed outbox job.
 #[derive(Debug, Clone, Copy)]
@@ -50,7 +50,7 @@ impl OutboxRow {
 /// Records a job, available to workers from `available_at` (in the caller's transaction
 /// when it must commit with the change that caused it, as a post's fan-out does).
 pub async fn insert_outbox_job(
-    conn: impl MySqlExecutor<'_>,
+    conn: impl Executor<'_>,
     job: FeedJob,
     now: DateTime<Utc>,
     available_at: DateTime<Utc>,
@@ -59,7 +59,7 @@ pub async fn insert_outbox_job(
         FeedJob::FanOut { post_id, author_id } => ("fanout", Some(post_id), Some(author_id), None),
         FeedJob::RebuildFeed { user_id } => ("rebuild", None, None, Some(user_id)),
     };
-    let result = sqlx::query(
+    let result = query(
         "INSERT INTO feed_outbox (kind, post_id, author_id, user_id, available_at, created_at) \
          VALUES (?, ?, ?, ?, ?, ?)",
     )
@@ -76,20 +76,20 @@ pub async fn insert_outbox_job(
 
 /// Claims up to `limit` available jobs for `lease` (other workers skip them meanwhile).
 pub async fn claim_outbox_jobs(
-    pool: &MySqlPool,
+    pool: &Pool,
     limit: u32,
     now: DateTime<Utc>,
     lease: chrono::Duration,
 ) -> sqlx::Result<Vec<OutboxJob>> {
     let mut tx = pool.begin().await?;
     // SKIP LOCKED: API replicas polling together split the jobs instead of queueing.
-    let rows: Vec<OutboxRow> = sqlx::query_as(
+    let rows: Vec<OutboxRow> = query(
         "SELECT id, kind, post_id, author_id, user_id, attempts, created_at FROM feed_outbox \
          WHERE available_at <= ? ORDER BY available_at, id LIMIT ? FOR UPDATE SKIP LOCKED",
     )
     .bind(now)
     .bind(limit)
-    .fetch_all(&mut *tx)
+    .fetch_all(&mut tx)
     .await?;
     let mut jobs = Vec::with_capacity(rows.len());
     for row in rows {
@@ -103,13 +103,11 @@ pub async fn claim_outbox_jobs(
             );
             continue;
         };
-        sqlx::query(
-            "UPDATE feed_outbox SET available_at = ?, attempts = attempts + 1 WHERE id = ?",
-        )
-        .bind(now + lease)
-        .bind(row.id)
-        .execute(&mut *tx)
-        .await?;
+        query("UPDATE feed_outbox SET available_at = ?, attempts = attempts + 1 WHERE id = ?")
+            .bind(now + lease)
+            .bind(row.id)
+            .execute(&mut tx)
+            .await?;
         jobs.push(OutboxJob {
             id: row.id,
             job,
@@ -122,8 +120,8 @@ pub async fn claim_outbox_jobs(
 }
 
 /// Removes a finished job.
-pub async fn delete_outbox_job(conn: impl MySqlExecutor<'_>, id: u64) -> sqlx::Result<()> {
-    sqlx::query("DELETE FROM feed_outbox WHERE id = ?")
+pub async fn delete_outbox_job(conn: impl Executor<'_>, id: u64) -> sqlx::Result<()> {
+    query("DELETE FROM feed_outbox WHERE id = ?")
         .bind(id)
         .execute(conn)
         .await?;
@@ -132,11 +130,11 @@ pub async fn delete_outbox_job(conn: impl MySqlExecutor<'_>, id: u64) -> sqlx::R
 
 /// Puts a failed job back, available again at `available_at`.
 pub async fn postpone_outbox_job(
-    conn: impl MySqlExecutor<'_>,
+    conn: impl Executor<'_>,
     id: u64,
     available_at: DateTime<Utc>,
 ) -> sqlx::Result<()> {
-    sqlx::query("UPDATE feed_outbox SET available_at = ? WHERE id = ?")
+    query("UPDATE feed_outbox SET available_at = ? WHERE id = ?")
         .bind(available_at)
         .bind(id)
         .execute(conn)
@@ -146,29 +144,35 @@ pub async fn postpone_outbox_job(
 
 /// Parks a job that failed every retry: workers no longer see it until it is unparked.
 pub async fn park_outbox_job(
-    conn: impl MySqlExecutor<'_>,
+    conn: impl Executor<'_>,
     id: u64,
     now: DateTime<Utc>,
 ) -> sqlx::Result<()> {
-    sqlx::query(
-        "UPDATE feed_outbox SET available_at = '9999-12-31 00:00:00', parked_at = ?, \
-         attempts = 0 WHERE id = ?",
-    )
-    .bind(now)
-    .bind(id)
-    .execute(conn)
-    .await?;
+    query("UPDATE feed_outbox SET available_at = ?, parked_at = ?, attempts = 0 WHERE id = ?")
+        .bind(parked_until())
+        .bind(now)
+        .bind(id)
+        .execute(conn)
+        .await?;
     Ok(())
+}
+
+/// The `available_at` of a parked job: later than any claim will look.
+fn parked_until() -> DateTime<Utc> {
+    chrono::NaiveDate::from_ymd_opt(9999, 12, 31)
+        .and_then(|day| day.and_hms_opt(0, 0, 0))
+        .map(|time| time.and_utc())
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
 /// Makes a parked job available to workers again at `available_at`; returns whether it was
 /// still parked (another process may have unparked it first).
 pub async fn unpark_outbox_job(
-    conn: impl MySqlExecutor<'_>,
+    conn: impl Executor<'_>,
     id: u64,
     available_at: DateTime<Utc>,
 ) -> sqlx::Result<bool> {
-    let result = sqlx::query(
+    let result = query(
         "UPDATE feed_outbox SET available_at = ?, parked_at = NULL \
          WHERE id = ? AND parked_at IS NOT NULL",
     )
@@ -181,10 +185,10 @@ pub async fn unpark_outbox_job(
 
 /// The oldest parked jobs, up to `limit` (those no process holds in memory any more).
 pub async fn list_parked_outbox_jobs(
-    conn: impl MySqlExecutor<'_>,
+    conn: impl Executor<'_>,
     limit: u32,
 ) -> sqlx::Result<Vec<u64>> {
-    let rows: Vec<(u64,)> = sqlx::query_as(
+    let rows: Vec<(u64,)> = query(
         "SELECT id FROM feed_outbox WHERE parked_at IS NOT NULL ORDER BY parked_at, id LIMIT ?",
     )
     .bind(limit)
@@ -194,8 +198,8 @@ pub async fn list_parked_outbox_jobs(
 }
 
 /// Jobs in the outbox, and how many of them are parked.
-pub async fn count_outbox_jobs(conn: impl MySqlExecutor<'_>) -> sqlx::Result<(u64, u64)> {
-    let (total, parked): (i64, i64) = sqlx::query_as(
+pub async fn count_outbox_jobs(conn: impl Executor<'_>) -> sqlx::Result<(u64, u64)> {
+    let (total, parked): (i64, i64) = query(
         "SELECT COUNT(*), CAST(COALESCE(SUM(parked_at IS NOT NULL), 0) AS SIGNED) FROM feed_outbox",
     )
     .fetch_one(conn)
@@ -208,10 +212,10 @@ pub async fn count_outbox_jobs(conn: impl MySqlExecutor<'_>) -> sqlx::Result<(u6
 
 /// Follower count of an author and whether their post is still live.
 pub async fn find_fanout_subject(
-    conn: impl MySqlExecutor<'_>,
+    conn: impl Executor<'_>,
     post_id: u64,
 ) -> sqlx::Result<Option<(u64, u64)>> {
-    sqlx::query_as(
+    query(
         "SELECT p.author_id, u.follower_count FROM posts p JOIN users u ON u.id = p.author_id \
          WHERE p.id = ? AND p.deleted_at IS NULL",
     )
@@ -222,13 +226,13 @@ pub async fn find_fanout_subject(
 
 /// One page of an author's followers active since `active_since`, by id after `after`.
 pub async fn list_active_follower_ids(
-    conn: impl MySqlExecutor<'_>,
+    conn: impl Executor<'_>,
     author_id: u64,
     after: u64,
     active_since: DateTime<Utc>,
     limit: u32,
 ) -> sqlx::Result<Vec<u64>> {
-    let rows: Vec<(u64,)> = sqlx::query_as(
+    let rows: Vec<(u64,)> = query(
         "SELECT f.follower_id FROM follows f JOIN users u ON u.id = f.follower_id \
          WHERE f.followee_id = ? AND f.follower_id > ? AND u.last_active_at >= ? \
          ORDER BY f.follower_id LIMIT ?",
@@ -245,14 +249,14 @@ pub async fn list_active_follower_ids(
 /// Ids of live posts by `user_id` and everyone they follow, below `before` and above
 /// `after`, newest first: the feed as MySQL knows it.
 pub async fn list_feed_ids(
-    conn: impl MySqlExecutor<'_>,
+    conn: impl Executor<'_>,
     user_id: u64,
     after: u64,
     before: u64,
     limit: u32,
 ) -> sqlx::Result<Vec<u64>> {
     // Two index range scans (posts_author per followee, and the user's own) merged by id.
-    let rows: Vec<(u64,)> = sqlx::query_as(
+    let rows: Vec<(u64,)> = query(
         "SELECT id FROM ( \
            SELECT p.id FROM follows f JOIN posts p ON p.author_id = f.followee_id \
            WHERE f.follower_id = ? AND p.id > ? AND p.id < ? AND p.deleted_at IS NULL \
@@ -275,12 +279,12 @@ pub async fn list_feed_ids(
 
 /// Ids of the newest live feed posts of `user_id` written since `since` (a rebuild's source).
 pub async fn list_recent_feed_ids(
-    conn: impl MySqlExecutor<'_>,
+    conn: impl Executor<'_>,
     user_id: u64,
     since: DateTime<Utc>,
     limit: u32,
 ) -> sqlx::Result<Vec<u64>> {
-    let rows: Vec<(u64,)> = sqlx::query_as(
+    let rows: Vec<(u64,)> = query(
         "SELECT id FROM ( \
            SELECT p.id FROM follows f JOIN posts p ON p.author_id = f.followee_id \
            WHERE f.follower_id = ? AND p.created_at >= ? AND p.deleted_at IS NULL \
@@ -300,17 +304,15 @@ pub async fn list_recent_feed_ids(
 }
 
 /// The highest post id so far (0 when there is none).
-pub async fn find_max_post_id(conn: impl MySqlExecutor<'_>) -> sqlx::Result<u64> {
-    let (max,): (Option<u64>,) = sqlx::query_as("SELECT MAX(id) FROM posts")
-        .fetch_one(conn)
-        .await?;
+pub async fn find_max_post_id(conn: impl Executor<'_>) -> sqlx::Result<u64> {
+    let (max,): (Option<u64>,) = query("SELECT MAX(id) FROM posts").fetch_one(conn).await?;
     Ok(max.unwrap_or(0))
 }
 
 /// Records activity; returns when the user was active before, if that was before `stale`
 /// (the update is skipped otherwise, so reads do not write on every request).
 pub async fn touch_activity(
-    pool: &MySqlPool,
+    pool: &Pool,
     user_id: u64,
     now: DateTime<Utc>,
     stale: DateTime<Utc>,
@@ -321,7 +323,7 @@ pub async fn touch_activity(
     if last >= stale {
         return Ok(None);
     }
-    sqlx::query("UPDATE users SET last_active_at = ? WHERE id = ?")
+    query("UPDATE users SET last_active_at = ? WHERE id = ?")
         .bind(now)
         .bind(user_id)
         .execute(pool)
@@ -331,11 +333,11 @@ pub async fn touch_activity(
 
 /// The authors `user_id` follows who have more than `big_author_followers` followers.
 pub async fn list_big_followees(
-    conn: impl MySqlExecutor<'_>,
+    conn: impl Executor<'_>,
     user_id: u64,
     big_author_followers: u64,
 ) -> sqlx::Result<Vec<u64>> {
-    let rows: Vec<(u64,)> = sqlx::query_as(
+    let rows: Vec<(u64,)> = query(
         "SELECT f.followee_id FROM follows f JOIN users a ON a.id = f.followee_id \
          WHERE f.follower_id = ? AND a.follower_count > ?",
     )
@@ -348,7 +350,7 @@ pub async fn list_big_followees(
 
 /// Ids of live posts by `author_ids` below `before`, newest first.
 pub async fn list_authors_post_ids(
-    conn: impl MySqlExecutor<'_>,
+    conn: impl Executor<'_>,
     author_ids: &[u64],
     before: u64,
     limit: u32,
@@ -367,12 +369,12 @@ pub async fn list_authors_post_ids(
 /// Ids of an author's live posts newer than `since`, newest first (follow backfill and
 /// unfollow removal).
 pub async fn list_recent_author_post_ids(
-    conn: impl MySqlExecutor<'_>,
+    conn: impl Executor<'_>,
     author_id: u64,
     since: DateTime<Utc>,
     limit: u32,
 ) -> sqlx::Result<Vec<u64>> {
-    let rows: Vec<(u64,)> = sqlx::query_as(
+    let rows: Vec<(u64,)> = query(
         "SELECT id FROM posts WHERE author_id = ? AND created_at >= ? AND deleted_at IS NULL \
          ORDER BY id DESC LIMIT ?",
     )
@@ -386,7 +388,7 @@ pub async fn list_recent_author_post_ids(
 
 /// Of `author_ids`, those `user_id` follows.
 pub async fn list_followed_among(
-    conn: impl MySqlExecutor<'_>,
+    conn: impl Executor<'_>,
     user_id: u64,
     author_ids: &[u64],
 ) -> sqlx::Result<Vec<u64>> {
@@ -402,13 +404,12 @@ pub async fn list_followed_among(
 
 /// When the user was last active.
 pub async fn find_last_active(
-    conn: impl MySqlExecutor<'_>,
+    conn: impl Executor<'_>,
     user_id: u64,
 ) -> sqlx::Result<Option<DateTime<Utc>>> {
-    let row: Option<(DateTime<Utc>,)> =
-        sqlx::query_as("SELECT last_active_at FROM users WHERE id = ?")
-            .bind(user_id)
-            .fetch_optional(conn)
-            .await?;
+    let row: Option<(DateTime<Utc>,)> = query("SELECT last_active_at FROM users WHERE id = ?")
+        .bind(user_id)
+        .fetch_optional(conn)
+        .await?;
     Ok(row.map(|(at,)| at))
 }

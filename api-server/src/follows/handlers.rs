@@ -123,10 +123,10 @@ pub async fn list_followers(
     let page = paging.validate(1)?;
     let before = page.after.as_ref().map_or(u64::MAX, |key| key[0]);
     let mut conn = state.db.reader().await?;
-    if !users::user_exists(&mut *conn, id).await? {
+    if !users::user_exists(&mut conn, id).await? {
         return Err(ApiError::NotFound("user"));
     }
-    let found = store::list_followers(&mut *conn, id, before, page.limit + 1).await?;
+    let found = store::list_followers(&mut conn, id, before, page.limit + 1).await?;
     Ok(Page::from_overfetch(found, page.limit, |user| vec![user.id]).into_response_for(&uri))
 }
 
@@ -148,9 +148,9 @@ pub async fn list_following(
     let page = paging.validate(1)?;
     let before = page.after.as_ref().map_or(u64::MAX, |key| key[0]);
     let mut conn = state.db.reader().await?;
-    if !users::user_exists(&mut *conn, id).await? {
+    if !users::user_exists(&mut conn, id).await? {
         return Err(ApiError::NotFound("user"));
     }
-    let found = store::list_following(&mut *conn, id, before, page.limit + 1).await?;
+    let found = store::list_following(&mut conn, id, before, page.limit + 1).await?;
     Ok(Page::from_overfetch(found, page.limit, |user| vec![user.id]).into_response_for(&uri))
 }

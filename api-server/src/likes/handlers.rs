@@ -91,9 +91,9 @@ pub async fn list_likes(
     let page = paging.validate(1)?;
     let before = page.after.as_ref().map_or(u64::MAX, |key| key[0]);
     let mut conn = state.db.reader().await?;
-    posts::find_post_author(&mut *conn, post_id)
+    posts::find_post_author(&mut conn, post_id)
         .await?
         .ok_or(ApiError::NotFound("post"))?;
-    let likers = store::list_likers(&mut *conn, post_id, before, page.limit + 1).await?;
+    let likers = store::list_likers(&mut conn, post_id, before, page.limit + 1).await?;
     Ok(Page::from_overfetch(likers, page.limit, |user| vec![user.id]).into_response_for(&uri))
 }

@@ -12,7 +12,6 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use sqlx::MySqlConnection;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
@@ -211,9 +210,7 @@ async fn current_counts(
         .copied()
         .filter(|id| live.contains(id))
         .collect();
-    let mut conn: sqlx::pool::PoolConnection<sqlx::MySql> = state.db.writer().acquire().await?;
-    let conn: &mut MySqlConnection = &mut conn;
-    let stored = crate::posts::store::find_post_counts(&mut *conn, &live_ids).await?;
+    let stored = crate::posts::store::find_post_counts(state.db.writer(), &live_ids).await?;
     let deltas = match &state.kv {
         Some(kv) => cache::get_deltas(kv, &live_ids).await.unwrap_or_default(),
         None => Vec::new(),

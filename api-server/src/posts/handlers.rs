@@ -71,7 +71,7 @@ pub async fn create_post(
             post_id: id,
             author_id: user.id,
         };
-        feed::insert_outbox_job(&mut *tx, job, now, now).await?;
+        feed::insert_outbox_job(&mut tx, job, now, now).await?;
     }
     if let Some(key) = &key
         && let Err(error) =
@@ -189,16 +189,16 @@ pub async fn update_post(
     let mut tx = state.db.writer().begin().await?;
     check_author(store::lock_post_author(&mut tx, id).await?, user.id)?;
     if let Some(content) = &request.content {
-        store::update_post_content(&mut *tx, id, content, db::now()).await?;
+        store::update_post_content(&mut tx, id, content, db::now()).await?;
     }
     if let Some(media) = &media {
         store::replace_media(&mut tx, id, media).await?;
         if request.content.is_none() {
-            store::mark_edited(&mut *tx, id, db::now()).await?;
+            store::mark_edited(&mut tx, id, db::now()).await?;
         }
     }
     tx.commit().await?;
-    let mut post = store::find_post_view(&mut *state.db.writer().acquire().await?, id)
+    let mut post = store::find_post_view(&mut state.db.writer().acquire().await?, id)
         .await?
         .ok_or(ApiError::NotFound("post"))?;
     service::write_through_post(&state, &post).await;
@@ -275,7 +275,7 @@ pub async fn list_user_posts(
     let page = paging.validate(1)?;
     let before = page.after.as_ref().map_or(u64::MAX, |key| key[0]);
     let mut conn = state.db.reader().await?;
-    if !users::user_exists(&mut *conn, id).await? {
+    if !users::user_exists(&mut conn, id).await? {
         return Err(ApiError::NotFound("user"));
     }
     let mut posts = store::list_author_posts(&mut conn, id, before, page.limit + 1).await?;

@@ -57,7 +57,7 @@ pub async fn hydrate_posts(
     // Cached bodies carry stale counts: take fresh ones (this also drops posts deleted since
     // they were cached).
     if !hits.is_empty() {
-        let counts = store::find_post_counts(&mut *conn, &hits).await?;
+        let counts = store::find_post_counts(&mut conn, &hits).await?;
         let live: HashSet<u64> = counts.iter().map(|(id, _, _)| *id).collect();
         for (id, like_count, comment_count) in counts {
             if let Some(view) = views.get_mut(&id) {
@@ -86,7 +86,7 @@ pub async fn hydrate_posts(
 /// viewer likes each post, and media URLs.
 pub async fn apply_viewer_state(
     state: &AppState,
-    conn: &mut sqlx::MySqlConnection,
+    conn: &mut impl crate::db::AsConn,
     posts: &mut [PostView],
     viewer: Option<u64>,
 ) -> Result<()> {
@@ -116,7 +116,7 @@ pub async fn sign_media_urls(state: &AppState, posts: &mut [PostView]) {
 }
 
 async fn mark_liked(
-    conn: &mut sqlx::MySqlConnection,
+    conn: &mut impl crate::db::AsConn,
     posts: &mut [PostView],
     viewer: Option<u64>,
 ) -> Result<()> {

@@ -1,7 +1,8 @@
 //! SQL of `posts`, `post_idempotency_keys` and the post counter on `users`.
 
+use crate::db::{AsConn, Executor, query};
 use chrono::{DateTime, Utc};
-use sqlx::{FromRow, MySqlConnection, MySqlExecutor};
+use sqlx::FromRow;
 
 use std::collections::HashMap;
 
@@ -48,18 +49,18 @@ const POST_VIEW_SELECT: &str = "SELECT p.id, p.author_id, u.username, u.avatar_u
 
 /// Inserts a post and counts it on its author; returns the new id.
 pub async fn insert_post(
-    tx: &mut MySqlConnection,
+    tx: &mut impl AsConn,
     author_id: u64,
     content: &str,
     now: DateTime<Utc>,
 ) -> sqlx::Result<u64> {
     // The author row is locked (X) before the insert takes its foreign-key lock (S) on it:
     // the other order deadlocks two concurrent posts by one author.
-    sqlx::query("UPDATE users SET post_count = post_count + 1 WHERE id = ?")
+    query("UPDATE users SET post_count = post_count + 1 WHERE id = ?")
         .bind(author_id)
         .execute(&mut *tx)
         .await?;
-    let id = sqlx::query("INSERT INTO posts (author_id, content, created_at) VALUES (?, ?, ?)")
+    let id = query("INSERT INTO posts (author_id, content, created_at) VALUES (?, ?, ?)")
         .bind(author_id)
         .bind(content)
         .bind(now)
@@ -70,9 +71,9 @@ pub async fn insert_post(
 }
 
 /// Finds a live (not deleted) post, media included.
-pub async fn find_post_view(conn: &mut MySqlConnection, id: u64) -> sqlx::Result<Option<PostView>> {
+pub async fn find_post_view(conn: &mut impl AsConn, id: u64) -> sqlx::Result<Option<PostView>> {
     let sql = format!("{POST_VIEW_SELECT} WHERE p.id = ? AND p.deleted_at IS NULL");
-    let row: Option<PostRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+    let row: Option<PostRow> = query(sqlx::AssertSqlSafe(sql))
         .bind(id)
         .fetch_optional(&mut *conn)
         .await?;
@@ -82,21 +83,18 @@ pub async fn find_post_view(conn: &mut MySqlConnection, id: u64) -> sqlx::Result
 }
 
 /// Live posts among `ids`, media included, in no particular order.
-pub async fn find_post_views(
-    conn: &mut MySqlConnection,
-    ids: &[u64],
-) -> sqlx::Result<Vec<PostView>> {
+pub async fn find_post_views(conn: &mut impl AsConn, ids: &[u64]) -> sqlx::Result<Vec<PostView>> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
     let placeholders = vec!["?"; ids.len()].join(",");
     let sql = format!("{POST_VIEW_SELECT} WHERE p.id IN ({placeholders}) AND p.deleted_at IS NULL");
-    let mut query = sqlx::query_as::<_, PostRow>(sqlx::AssertSqlSafe(sql));
+    let mut statement = query(sqlx::AssertSqlSafe(sql));
     for id in ids {
-        query = query.bind(id);
+        statement = statement.bind(id);
     }
-    let mut posts: Vec<PostView> = query
-        .fetch_all(&mut *conn)
+    let mut posts: Vec<PostView> = statement
+        .fetch_all::<PostRow>(&mut *conn)
         .await?
         .into_iter()
         .map(Into::into)
@@ -106,7 +104,7 @@ pub async fn find_post_views(
 }
 
 /// Fills each post's media from `post_media`, in display order (URLs are signed later).
-async fn load_media(conn: &mut MySqlConnection, posts: &mut [PostView]) -> sqlx::Result<()> {
+async fn load_media(conn: &mut impl AsConn, posts: &mut [PostView]) -> sqlx::Result<()> {
     if posts.is_empty() {
         return Ok(());
     }
@@ -115,11 +113,11 @@ async fn load_media(conn: &mut MySqlConnection, posts: &mut [PostView]) -> sqlx:
         "SELECT post_id, object_key, content_type, size FROM post_media \
          WHERE post_id IN ({placeholders}) ORDER BY post_id, position"
     );
-    let mut query = sqlx::query_as::<_, (u64, String, String, u64)>(sqlx::AssertSqlSafe(sql));
+    let mut statement = query(sqlx::AssertSqlSafe(sql));
     for post in posts.iter() {
-        query = query.bind(post.id);
+        statement = statement.bind(post.id);
     }
-    let rows = query.fetch_all(conn).await?;
+    let rows: Vec<(u64, String, String, u64)> = statement.fetch_all(conn).await?;
     if rows.is_empty() {
         return Ok(());
     }
@@ -143,16 +141,16 @@ async fn load_media(conn: &mut MySqlConnection, posts: &mut [PostView]) -> sqlx:
 
 /// Replaces a post's media with `media`, in order.
 pub async fn replace_media(
-    tx: &mut MySqlConnection,
+    tx: &mut impl AsConn,
     post_id: u64,
     media: &[VerifiedMedia],
 ) -> sqlx::Result<()> {
-    sqlx::query("DELETE FROM post_media WHERE post_id = ?")
+    query("DELETE FROM post_media WHERE post_id = ?")
         .bind(post_id)
         .execute(&mut *tx)
         .await?;
     for (position, item) in media.iter().enumerate() {
-        sqlx::query(
+        query(
             "INSERT INTO post_media (post_id, position, object_key, content_type, size) \
              VALUES (?, ?, ?, ?, ?)",
         )
@@ -168,10 +166,7 @@ pub async fn replace_media(
 }
 
 /// The keys among `keys` that some live post shows.
-pub async fn attached_keys(
-    conn: impl MySqlExecutor<'_>,
-    keys: &[&str],
-) -> sqlx::Result<Vec<String>> {
+pub async fn attached_keys(conn: impl Executor<'_>, keys: &[&str]) -> sqlx::Result<Vec<String>> {
     if keys.is_empty() {
         return Ok(Vec::new());
     }
@@ -180,12 +175,12 @@ pub async fn attached_keys(
         "SELECT DISTINCT m.object_key FROM post_media m JOIN posts p ON p.id = m.post_id \
          WHERE m.object_key IN ({placeholders}) AND p.deleted_at IS NULL"
     );
-    let mut query = sqlx::query_as::<_, (String,)>(sqlx::AssertSqlSafe(sql));
+    let mut statement = query(sqlx::AssertSqlSafe(sql));
     for key in keys {
-        query = query.bind(*key);
+        statement = statement.bind(*key);
     }
-    Ok(query
-        .fetch_all(conn)
+    Ok(statement
+        .fetch_all::<(String,)>(conn)
         .await?
         .into_iter()
         .map(|(key,)| key)
@@ -194,7 +189,7 @@ pub async fn attached_keys(
 
 /// Like and comment counts of the live posts among `ids`.
 pub async fn find_post_counts(
-    conn: impl MySqlExecutor<'_>,
+    conn: impl Executor<'_>,
     ids: &[u64],
 ) -> sqlx::Result<Vec<(u64, u64, u64)>> {
     if ids.is_empty() {
@@ -205,16 +200,16 @@ pub async fn find_post_counts(
         "SELECT id, like_count, comment_count FROM posts WHERE id IN ({placeholders}) \
          AND deleted_at IS NULL"
     );
-    let mut query = sqlx::query_as::<_, (u64, u64, u64)>(sqlx::AssertSqlSafe(sql));
+    let mut statement = query(sqlx::AssertSqlSafe(sql));
     for id in ids {
-        query = query.bind(id);
+        statement = statement.bind(id);
     }
-    query.fetch_all(conn).await
+    statement.fetch_all(conn).await
 }
 
 /// An author's live posts with ids below `before`, newest first.
 pub async fn list_author_posts(
-    conn: &mut MySqlConnection,
+    conn: &mut impl AsConn,
     author_id: u64,
     before: u64,
     limit: u32,
@@ -223,7 +218,7 @@ pub async fn list_author_posts(
         "{POST_VIEW_SELECT} WHERE p.author_id = ? AND p.id < ? AND p.deleted_at IS NULL \
          ORDER BY p.id DESC LIMIT ?"
     );
-    let rows: Vec<PostRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+    let rows: Vec<PostRow> = query(sqlx::AssertSqlSafe(sql))
         .bind(author_id)
         .bind(before)
         .bind(limit)
@@ -235,20 +230,19 @@ pub async fn list_author_posts(
 }
 
 /// The author of a live post, locking the row until the transaction ends.
-pub async fn lock_post_author(tx: &mut MySqlConnection, id: u64) -> sqlx::Result<Option<u64>> {
-    let row: Option<(u64,)> = sqlx::query_as(
-        "SELECT author_id FROM posts WHERE id = ? AND deleted_at IS NULL FOR UPDATE",
-    )
-    .bind(id)
-    .fetch_optional(&mut *tx)
-    .await?;
+pub async fn lock_post_author(tx: &mut impl AsConn, id: u64) -> sqlx::Result<Option<u64>> {
+    let row: Option<(u64,)> =
+        query("SELECT author_id FROM posts WHERE id = ? AND deleted_at IS NULL FOR UPDATE")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
     Ok(row.map(|(author,)| author))
 }
 
 /// The author of a live post.
-pub async fn find_post_author(conn: impl MySqlExecutor<'_>, id: u64) -> sqlx::Result<Option<u64>> {
+pub async fn find_post_author(conn: impl Executor<'_>, id: u64) -> sqlx::Result<Option<u64>> {
     let row: Option<(u64,)> =
-        sqlx::query_as("SELECT author_id FROM posts WHERE id = ? AND deleted_at IS NULL")
+        query("SELECT author_id FROM posts WHERE id = ? AND deleted_at IS NULL")
             .bind(id)
             .fetch_optional(conn)
             .await?;
@@ -257,12 +251,12 @@ pub async fn find_post_author(conn: impl MySqlExecutor<'_>, id: u64) -> sqlx::Re
 
 /// Replaces a post's text and marks it edited.
 pub async fn update_post_content(
-    conn: impl MySqlExecutor<'_>,
+    conn: impl Executor<'_>,
     id: u64,
     content: &str,
     now: DateTime<Utc>,
 ) -> sqlx::Result<()> {
-    sqlx::query("UPDATE posts SET content = ?, edited_at = ? WHERE id = ?")
+    query("UPDATE posts SET content = ?, edited_at = ? WHERE id = ?")
         .bind(content)
         .bind(now)
         .bind(id)
@@ -272,12 +266,8 @@ pub async fn update_post_content(
 }
 
 /// Marks a post edited without touching its text (its media changed).
-pub async fn mark_edited(
-    conn: impl MySqlExecutor<'_>,
-    id: u64,
-    now: DateTime<Utc>,
-) -> sqlx::Result<()> {
-    sqlx::query("UPDATE posts SET edited_at = ? WHERE id = ?")
+pub async fn mark_edited(conn: impl Executor<'_>, id: u64, now: DateTime<Utc>) -> sqlx::Result<()> {
+    query("UPDATE posts SET edited_at = ? WHERE id = ?")
         .bind(now)
         .bind(id)
         .execute(conn)
@@ -287,17 +277,17 @@ pub async fn mark_edited(
 
 /// Marks a post deleted and uncounts it on its author.
 pub async fn soft_delete_post(
-    tx: &mut MySqlConnection,
+    tx: &mut impl AsConn,
     id: u64,
     author_id: u64,
     now: DateTime<Utc>,
 ) -> sqlx::Result<()> {
-    sqlx::query("UPDATE posts SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL")
+    query("UPDATE posts SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL")
         .bind(now)
         .bind(id)
         .execute(&mut *tx)
         .await?;
-    sqlx::query("UPDATE users SET post_count = post_count - 1 WHERE id = ? AND post_count > 0")
+    query("UPDATE users SET post_count = post_count - 1 WHERE id = ? AND post_count > 0")
         .bind(author_id)
         .execute(&mut *tx)
         .await?;
@@ -306,11 +296,11 @@ pub async fn soft_delete_post(
 
 /// The post and request fingerprint a user's Idempotency-Key already stands for.
 pub async fn find_idempotent_post(
-    conn: impl MySqlExecutor<'_>,
+    conn: impl Executor<'_>,
     user_id: u64,
     key: &str,
 ) -> sqlx::Result<Option<(u64, String)>> {
-    sqlx::query_as(
+    query(
         "SELECT post_id, request_fingerprint FROM post_idempotency_keys \
          WHERE user_id = ? AND idempotency_key = ?",
     )
@@ -322,14 +312,14 @@ pub async fn find_idempotent_post(
 
 /// Records which post a user's Idempotency-Key created (fails on a duplicate key).
 pub async fn insert_idempotency_key(
-    tx: &mut MySqlConnection,
+    tx: &mut impl AsConn,
     user_id: u64,
     key: &str,
     fingerprint: &str,
     post_id: u64,
     now: DateTime<Utc>,
 ) -> sqlx::Result<()> {
-    sqlx::query(
+    query(
         "INSERT INTO post_idempotency_keys \
          (user_id, idempotency_key, request_fingerprint, post_id, created_at) \
          VALUES (?, ?, ?, ?, ?)",

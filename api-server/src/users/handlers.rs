@@ -74,8 +74,8 @@ pub async fn get_user(
 ) -> Result<axum::Json<UserProfile>> {
     let mut conn = state.db.reader().await?;
     let profile = match id.parse::<u64>() {
-        Ok(id) => store::find_profile_by_id(&mut *conn, id, viewer.0).await?,
-        Err(_) => store::find_profile_by_username(&mut *conn, &id, viewer.0).await?,
+        Ok(id) => store::find_profile_by_id(&mut conn, id, viewer.0).await?,
+        Err(_) => store::find_profile_by_username(&mut conn, &id, viewer.0).await?,
     };
     profile.ok_or(ApiError::NotFound("user")).map(axum::Json)
 }
@@ -150,6 +150,6 @@ pub async fn search_users(
     let page = paging.validate(1)?;
     let after = page.after.as_ref().map_or(0, |key| key[0]);
     let mut conn = state.db.reader().await?;
-    let found = store::search_profiles(&mut *conn, prefix, after, page.limit + 1, viewer.0).await?;
+    let found = store::search_profiles(&mut conn, prefix, after, page.limit + 1, viewer.0).await?;
     Ok(Page::from_overfetch(found, page.limit, |user| vec![user.id]).into_response_for(&uri))
 }

@@ -1,7 +1,8 @@
 //! SQL of the `users` table.
 
+use crate::db::{Executor, query};
 use chrono::{DateTime, Utc};
-use sqlx::{FromRow, MySqlExecutor};
+use sqlx::FromRow;
 
 use super::model::{UpdateProfileRequest, UserProfile};
 
@@ -45,13 +46,13 @@ const PROFILE_COLUMNS: &str = "SELECT u.id, u.username, u.display_name, u.bio, u
 
 /// Inserts a new account and returns its id.
 pub async fn insert_user(
-    conn: impl MySqlExecutor<'_>,
+    conn: impl Executor<'_>,
     username: &str,
     email: &str,
     password_hash: &str,
     now: DateTime<Utc>,
 ) -> sqlx::Result<u64> {
-    let result = sqlx::query(
+    let result = query(
         "INSERT INTO users (username, email, password_hash, created_at, last_active_at) \
          VALUES (?, ?, ?, ?, ?)",
     )
@@ -67,12 +68,12 @@ pub async fn insert_user(
 
 /// Finds a profile by id, as `viewer` sees it.
 pub async fn find_profile_by_id(
-    conn: impl MySqlExecutor<'_>,
+    conn: impl Executor<'_>,
     id: u64,
     viewer: Option<u64>,
 ) -> sqlx::Result<Option<UserProfile>> {
     let sql = format!("{PROFILE_COLUMNS} WHERE u.id = ?");
-    let row: Option<ProfileRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+    let row: Option<ProfileRow> = query(sqlx::AssertSqlSafe(sql))
         .bind(viewer.unwrap_or(0))
         .bind(id)
         .fetch_optional(conn)
@@ -82,12 +83,12 @@ pub async fn find_profile_by_id(
 
 /// Finds a profile by username, as `viewer` sees it.
 pub async fn find_profile_by_username(
-    conn: impl MySqlExecutor<'_>,
+    conn: impl Executor<'_>,
     username: &str,
     viewer: Option<u64>,
 ) -> sqlx::Result<Option<UserProfile>> {
     let sql = format!("{PROFILE_COLUMNS} WHERE u.username = ?");
-    let row: Option<ProfileRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+    let row: Option<ProfileRow> = query(sqlx::AssertSqlSafe(sql))
         .bind(viewer.unwrap_or(0))
         .bind(username)
         .fetch_optional(conn)
@@ -97,7 +98,7 @@ pub async fn find_profile_by_username(
 
 /// Lists profiles whose username or display name starts with `prefix`, by id after `after`.
 pub async fn search_profiles(
-    conn: impl MySqlExecutor<'_>,
+    conn: impl Executor<'_>,
     prefix: &str,
     after: u64,
     limit: u32,
@@ -105,10 +106,11 @@ pub async fn search_profiles(
 ) -> sqlx::Result<Vec<UserProfile>> {
     let pattern = format!("{}%", escape_like(prefix));
     let sql = format!(
-        "{PROFILE_COLUMNS} WHERE (u.username LIKE ? OR u.display_name LIKE ?) AND u.id > ? \
+        "{PROFILE_COLUMNS} WHERE (u.username LIKE ? ESCAPE '!' OR u.display_name LIKE ? ESCAPE '!') \
+         AND u.id > ? \
          ORDER BY u.id LIMIT ?"
     );
-    let rows: Vec<ProfileRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+    let rows: Vec<ProfileRow> = query(sqlx::AssertSqlSafe(sql))
         .bind(viewer.unwrap_or(0))
         .bind(&pattern)
         .bind(&pattern)
@@ -119,12 +121,14 @@ pub async fn search_profiles(
     Ok(rows.into_iter().map(Into::into).collect())
 }
 
-/// Escapes `LIKE` wildcards so a prefix matches literally (`_` is common in usernames).
+/// Escapes `LIKE` wildcards so a prefix matches literally (`_` is common in usernames). The
+/// escape character is `!` (`ESCAPE '!'`): a backslash is written differently in MySQL's and
+/// SQLite's string literals.
 fn escape_like(text: &str) -> String {
     let mut escaped = String::with_capacity(text.len());
     for c in text.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            escaped.push('\\');
+        if matches!(c, '%' | '_' | '!') {
+            escaped.push('!');
         }
         escaped.push(c);
     }
@@ -133,10 +137,10 @@ fn escape_like(text: &str) -> String {
 
 /// The id and password hash of the account whose username or email is `login`.
 pub async fn find_credentials(
-    conn: impl MySqlExecutor<'_>,
+    conn: impl Executor<'_>,
     login: &str,
 ) -> sqlx::Result<Option<(u64, String)>> {
-    sqlx::query_as("SELECT id, password_hash FROM users WHERE username = ? OR email = ? LIMIT 1")
+    query("SELECT id, password_hash FROM users WHERE username = ? OR email = ? LIMIT 1")
         .bind(login)
         .bind(login)
         .fetch_optional(conn)
@@ -145,16 +149,16 @@ pub async fn find_credentials(
 
 /// Applies the present fields of a profile update; an empty string stores NULL.
 pub async fn update_profile(
-    conn: impl MySqlExecutor<'_>,
+    conn: impl Executor<'_>,
     id: u64,
     update: &UpdateProfileRequest,
 ) -> sqlx::Result<()> {
     // Each column keeps its value unless the field was sent (flag = 1).
-    sqlx::query(
+    query(
         "UPDATE users SET \
-           display_name = IF(?, NULLIF(?, ''), display_name), \
-           bio = IF(?, NULLIF(?, ''), bio), \
-           avatar_url = IF(?, NULLIF(?, ''), avatar_url) \
+           display_name = CASE WHEN ? THEN NULLIF(?, '') ELSE display_name END, \
+           bio = CASE WHEN ? THEN NULLIF(?, '') ELSE bio END, \
+           avatar_url = CASE WHEN ? THEN NULLIF(?, '') ELSE avatar_url END \
          WHERE id = ?",
     )
     .bind(update.display_name.is_some())
@@ -171,11 +175,11 @@ pub async fn update_profile(
 
 /// Records that the user was active now (feeds skip users inactive for days).
 pub async fn touch_last_active(
-    conn: impl MySqlExecutor<'_>,
+    conn: impl Executor<'_>,
     id: u64,
     now: DateTime<Utc>,
 ) -> sqlx::Result<()> {
-    sqlx::query("UPDATE users SET last_active_at = ? WHERE id = ?")
+    query("UPDATE users SET last_active_at = ? WHERE id = ?")
         .bind(now)
         .bind(id)
         .execute(conn)
@@ -184,8 +188,8 @@ pub async fn touch_last_active(
 }
 
 /// Whether a user with this id exists.
-pub async fn user_exists(conn: impl MySqlExecutor<'_>, id: u64) -> sqlx::Result<bool> {
-    let found: Option<(u64,)> = sqlx::query_as("SELECT id FROM users WHERE id = ?")
+pub async fn user_exists(conn: impl Executor<'_>, id: u64) -> sqlx::Result<bool> {
+    let found: Option<(u64,)> = query("SELECT id FROM users WHERE id = ?")
         .bind(id)
         .fetch_optional(conn)
         .await?;
@@ -198,6 +202,6 @@ mod tests {
 
     #[test]
     fn like_wildcards_are_escaped() {
-        assert_eq!(escape_like("a_b%c\\"), "a\\_b\\%c\\\\");
+        assert_eq!(escape_like("a_b%c!\\"), "a!_b!%c!!\\");
     }
 }

@@ -8,6 +8,12 @@
 //!              no healthy replica left ─────────────────► the writer
 //! ```
 //! Behind ProxySQL there are no reader URLs and the same code sends everything to one pool.
+//!
+//! The database is MySQL/MariaDB or, for the embedded default, a SQLite file (chosen by the
+//! URL's scheme); `sql.rs` gives both one SQL surface. SQLite has no replicas: its readers
+//! are the writer's pool (WAL mode lets reads run beside the one writer).
+
+pub mod sql;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -17,21 +23,25 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
-use sqlx::pool::PoolConnection;
-use sqlx::{MySql, MySqlPool};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+
+pub use sql::{AsConn, Backend, Conn, Executor, Pool, PooledConn, Tx, query};
 
 use crate::config::DatabaseConfig;
 
-/// The migrations of `api-server/migrations`, embedded in the binary.
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+/// The MySQL migrations of `api-server/migrations/mysql`, embedded in the binary.
+pub static MYSQL_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/mysql");
 
-/// A pooled connection to MySQL.
-pub type DbConn = PoolConnection<MySql>;
+/// The SQLite migrations of `api-server/migrations/sqlite` (the same schema), embedded.
+pub static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// A pooled connection to the database.
+pub type DbConn = PooledConn;
 
 /// The writer pool and the reader pools, cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Db {
-    writer: MySqlPool,
+    writer: Pool,
     readers: Arc<Readers>,
 }
 
@@ -45,7 +55,7 @@ struct Readers {
 
 #[derive(Debug)]
 struct Replica {
-    pool: MySqlPool,
+    pool: Pool,
     /// Milliseconds since `Readers::epoch` before which this replica is skipped (0 = healthy).
     dead_until_ms: AtomicU64,
 }
@@ -55,6 +65,19 @@ impl Db {
     ///
     /// Pools connect on first use, so the API starts (and reports not-ready) while MySQL is down.
     pub fn connect(config: &DatabaseConfig) -> anyhow::Result<Self> {
+        let url = config.database_url.expose_secret();
+        if url.starts_with("sqlite:") {
+            anyhow::ensure!(
+                config.database_reader_urls.is_empty(),
+                "reader URLs need a MySQL database (SQLite has no replicas)"
+            );
+            let writer = sqlite_pool(url, config)?;
+            return Ok(Self::from_pools(
+                writer,
+                Vec::new(),
+                config.database_reader_retry_after,
+            ));
+        }
         let writer = lazy_pool(
             &config.database_url,
             config,
@@ -79,7 +102,7 @@ impl Db {
         ))
     }
 
-    fn from_pools(writer: MySqlPool, replicas: Vec<Replica>, retry_after: Duration) -> Self {
+    fn from_pools(writer: Pool, replicas: Vec<Replica>, retry_after: Duration) -> Self {
         Self {
             writer,
             readers: Arc::new(Readers {
@@ -92,8 +115,13 @@ impl Db {
     }
 
     /// The writer pool, for statements that change data and for reads that must see them.
-    pub fn writer(&self) -> &MySqlPool {
+    pub fn writer(&self) -> &Pool {
         &self.writer
+    }
+
+    /// Which database the API runs on.
+    pub fn backend(&self) -> Backend {
+        self.writer.backend()
     }
 
     /// A connection for reads that may lag the writer slightly.
@@ -126,18 +154,16 @@ impl Db {
 
     /// Applies pending migrations on the writer.
     pub async fn migrate(&self) -> anyhow::Result<()> {
-        MIGRATOR
-            .run(&self.writer)
-            .await
-            .context("applying database migrations")
+        match &self.writer {
+            Pool::MySql(pool) => MYSQL_MIGRATOR.run(pool).await,
+            Pool::Sqlite(pool) => SQLITE_MIGRATOR.run(pool).await,
+        }
+        .context("applying database migrations")
     }
 
     /// Checks that the writer answers.
     pub async fn ping_writer(&self) -> Result<(), sqlx::Error> {
-        sqlx::query("SELECT 1")
-            .execute(&self.writer)
-            .await
-            .map(drop)
+        query("SELECT 1").execute(&self.writer).await.map(drop)
     }
 
     /// Pool gauges for `/metrics`: (pool name, open connections, idle connections).
@@ -171,7 +197,7 @@ fn lazy_pool(
     url: &SecretString,
     config: &DatabaseConfig,
     acquire_timeout: Duration,
-) -> anyhow::Result<MySqlPool> {
+) -> anyhow::Result<Pool> {
     let options = MySqlConnectOptions::from_str(url.expose_secret())
         .context("parsing a database URL")?
         .charset("utf8mb4")
@@ -182,19 +208,56 @@ fn lazy_pool(
         // uses neither `||` nor engine names, so those modes change nothing for it.
         .pipes_as_concat(false)
         .no_engine_substitution(false);
-    Ok(MySqlPoolOptions::new()
-        .max_connections(config.database_max_connections)
-        .min_connections(0)
-        .acquire_timeout(acquire_timeout)
-        .idle_timeout(Some(Duration::from_secs(300)))
-        .connect_lazy_with(options))
+    Ok(Pool::MySql(
+        MySqlPoolOptions::new()
+            .max_connections(config.database_max_connections)
+            .min_connections(0)
+            .acquire_timeout(acquire_timeout)
+            .idle_timeout(Some(Duration::from_secs(300)))
+            .connect_lazy_with(options),
+    ))
 }
+
+/// Connections to a SQLite file. WAL lets readers run beside the writer; `BEGIN IMMEDIATE`
+/// (see `sql.rs`) queues writers on the database lock, each waiting up to the busy timeout.
+fn sqlite_pool(url: &str, config: &DatabaseConfig) -> anyhow::Result<Pool> {
+    let options = SqliteConnectOptions::from_str(url)
+        .context("parsing the SQLite database URL")?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        // With WAL, NORMAL loses no committed transaction on a process crash (only on power
+        // loss), and spares an fsync per commit.
+        .synchronous(SqliteSynchronous::Normal)
+        .foreign_keys(true)
+        .busy_timeout(SQLITE_BUSY_TIMEOUT);
+    if let Some(parent) = options.get_filename().parent()
+        && !parent.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating the database directory {}", parent.display()))?;
+    }
+    Ok(Pool::Sqlite(
+        SqlitePoolOptions::new()
+            // SQLite runs each connection on a thread of its own; a few suffice for one
+            // writer at a time and the reads beside it.
+            .max_connections(config.database_max_connections.min(SQLITE_MAX_CONNECTIONS))
+            .min_connections(0)
+            .acquire_timeout(config.database_acquire_timeout)
+            .connect_lazy_with(options),
+    ))
+}
+
+/// How long a SQLite writer waits for the database lock before its request fails.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Most connections a SQLite pool opens.
+const SQLITE_MAX_CONNECTIONS: u32 = 8;
 
 /// Runs a query that returns one id column, where `{ids}` in `sql` stands for one `?` per
 /// entry of `ids`; `leading` values are bound before the list and `trailing` ones after it.
 /// An empty `ids` returns nothing without asking MySQL (`IN ()` is not valid SQL).
 pub async fn fetch_ids_in(
-    conn: impl sqlx::MySqlExecutor<'_>,
+    conn: impl Executor<'_>,
     sql: &str,
     leading: &[u64],
     ids: &[u64],
@@ -203,21 +266,21 @@ pub async fn fetch_ids_in(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let sql = sql.replace("{ids}", &vec!["?"; ids.len()].join(","));
-    let mut query = sqlx::query_as::<_, (u64,)>(sqlx::AssertSqlSafe(sql));
+    let sql = sql.replace("{ids}", &sql::placeholders(ids.len(), "?"));
+    let mut statement = query(sqlx::AssertSqlSafe(sql));
     for value in leading.iter().chain(ids).chain(trailing) {
-        query = query.bind(value);
+        statement = statement.bind(value);
     }
-    Ok(query
-        .fetch_all(conn)
+    Ok(statement
+        .fetch_all::<(u64,)>(conn)
         .await?
         .into_iter()
         .map(|(id,)| id)
         .collect())
 }
 
-/// The current time at the precision MySQL stores (`DATETIME(6)`), so a value written and
-/// read back compares equal.
+/// The current time at the precision the database stores (MySQL's `DATETIME(6)`, the
+/// microseconds of `sql::sqlite_time`), so a value written and read back compares equal.
 pub fn now() -> chrono::DateTime<chrono::Utc> {
     use chrono::SubsecRound;
     chrono::Utc::now().trunc_subsecs(6)
