@@ -1,11 +1,17 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::TestApp;
+use crate::helpers::{Backend, TestApp};
 
-#[tokio::test]
-async fn comments_list_oldest_first_and_count_on_the_post() {
-    let app = TestApp::spawn().await;
+on_mysql_and_embedded!(
+    comments_list_oldest_first_and_count_on_the_post,
+    a_comment_is_edited_by_its_author_and_deleted_with_the_count_kept,
+    the_posts_author_may_delete_a_comment_on_their_post,
+    comments_on_a_missing_or_deleted_post_are_404,
+);
+
+async fn comments_list_oldest_first_and_count_on_the_post(backend: Backend) {
+    let app = TestApp::spawn_on_backend(backend).await;
     let (alice, bob) = (app.signup("alice").await, app.signup("bob").await);
     let post = app.create_post(&alice, "discuss").await;
     let mut ids = Vec::new();
@@ -25,9 +31,8 @@ async fn comments_list_oldest_first_and_count_on_the_post() {
     assert_eq!(one.body["post_id"], post);
 }
 
-#[tokio::test]
-async fn a_comment_is_edited_by_its_author_and_deleted_with_the_count_kept() {
-    let app = TestApp::spawn().await;
+async fn a_comment_is_edited_by_its_author_and_deleted_with_the_count_kept(backend: Backend) {
+    let app = TestApp::spawn_on_backend(backend).await;
     let (alice, bob) = (app.signup("alice").await, app.signup("bob").await);
     let post = app.create_post(&alice, "discuss").await;
     let comment = app.create_comment(&bob, post, "first").await;
@@ -57,9 +62,8 @@ async fn a_comment_is_edited_by_its_author_and_deleted_with_the_count_kept() {
     assert_eq!(view.body["comment_count"], 0);
 }
 
-#[tokio::test]
-async fn the_posts_author_may_delete_a_comment_on_their_post() {
-    let app = TestApp::spawn().await;
+async fn the_posts_author_may_delete_a_comment_on_their_post(backend: Backend) {
+    let app = TestApp::spawn_on_backend(backend).await;
     let (alice, bob) = (app.signup("alice").await, app.signup("bob").await);
     let post = app.create_post(&alice, "my post").await;
     let comment = app.create_comment(&bob, post, "rude").await;
@@ -77,9 +81,8 @@ async fn the_posts_author_may_delete_a_comment_on_their_post() {
     assert_eq!(listed.body["items"], json!([]));
 }
 
-#[tokio::test]
-async fn comments_on_a_missing_or_deleted_post_are_404() {
-    let app = TestApp::spawn().await;
+async fn comments_on_a_missing_or_deleted_post_are_404(backend: Backend) {
+    let app = TestApp::spawn_on_backend(backend).await;
     let alice = app.signup("alice").await;
     let post = app.create_post(&alice, "soon gone").await;
     let comment = app.create_comment(&alice, post, "here").await;

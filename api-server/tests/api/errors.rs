@@ -1,11 +1,20 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::TestApp;
+use crate::helpers::{Backend, TestApp};
 
-#[tokio::test]
-async fn unknown_route_is_404_with_a_json_body() {
-    let app = TestApp::spawn().await;
+on_mysql_and_embedded!(
+    unknown_route_is_404_with_a_json_body,
+    wrong_method_is_405_with_a_json_body_and_allow,
+    malformed_json_is_400_and_a_non_json_body_is_415,
+    an_oversized_body_is_413,
+    missing_malformed_or_foreign_tokens_are_401,
+    a_non_numeric_id_is_400,
+    health_readiness_and_metrics_answer,
+);
+
+async fn unknown_route_is_404_with_a_json_body(backend: Backend) {
+    let app = TestApp::spawn_on_backend(backend).await;
     let response = app.get("/api/v1/nothing/here", None).await;
     response.assert_error(StatusCode::NOT_FOUND, "ROUTE_NOT_FOUND");
     assert!(
@@ -16,9 +25,8 @@ async fn unknown_route_is_404_with_a_json_body() {
     );
 }
 
-#[tokio::test]
-async fn wrong_method_is_405_with_a_json_body_and_allow() {
-    let app = TestApp::spawn().await;
+async fn wrong_method_is_405_with_a_json_body_and_allow(backend: Backend) {
+    let app = TestApp::spawn_on_backend(backend).await;
     let response = app
         .request(Method::PUT, "/api/v1/auth/token", None, json!({}))
         .await;
@@ -31,9 +39,8 @@ async fn wrong_method_is_405_with_a_json_body_and_allow() {
     );
 }
 
-#[tokio::test]
-async fn malformed_json_is_400_and_a_non_json_body_is_415() {
-    let app = TestApp::spawn().await;
+async fn malformed_json_is_400_and_a_non_json_body_is_415(backend: Backend) {
+    let app = TestApp::spawn_on_backend(backend).await;
     let broken = app
         .send(
             app.raw(Method::POST, "/api/v1/users")
@@ -60,9 +67,8 @@ async fn malformed_json_is_400_and_a_non_json_body_is_415() {
     form.assert_error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "UNSUPPORTED_MEDIA_TYPE");
 }
 
-#[tokio::test]
-async fn an_oversized_body_is_413() {
-    let app = TestApp::spawn().await;
+async fn an_oversized_body_is_413(backend: Backend) {
+    let app = TestApp::spawn_on_backend(backend).await;
     let user = app.signup("big").await;
     let response = app
         .send(
@@ -75,10 +81,9 @@ async fn an_oversized_body_is_413() {
     response.assert_error(StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE");
 }
 
-#[tokio::test]
-async fn missing_malformed_or_foreign_tokens_are_401() {
-    let app = TestApp::spawn().await;
-    let other = TestApp::spawn().await;
+async fn missing_malformed_or_foreign_tokens_are_401(backend: Backend) {
+    let app = TestApp::spawn_on_backend(backend).await;
+    let other = TestApp::spawn_on_backend(backend).await;
     let stranger = other.signup("stranger").await;
     let body = json!({"content": "hi"});
     app.request(Method::POST, "/api/v1/posts", None, body.clone())
@@ -115,9 +120,8 @@ async fn missing_malformed_or_foreign_tokens_are_401() {
         .assert_error(StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
 }
 
-#[tokio::test]
-async fn a_non_numeric_id_is_400() {
-    let app = TestApp::spawn().await;
+async fn a_non_numeric_id_is_400(backend: Backend) {
+    let app = TestApp::spawn_on_backend(backend).await;
     app.get("/api/v1/posts/abc", None)
         .await
         .assert_error(StatusCode::BAD_REQUEST, "INVALID_PARAMETER");
@@ -126,9 +130,8 @@ async fn a_non_numeric_id_is_400() {
         .assert_error(StatusCode::BAD_REQUEST, "INVALID_PARAMETER");
 }
 
-#[tokio::test]
-async fn health_readiness_and_metrics_answer() {
-    let app = TestApp::spawn().await;
+async fn health_readiness_and_metrics_answer(backend: Backend) {
+    let app = TestApp::spawn_on_backend(backend).await;
     app.get("/healthz", None)
         .await
         .assert_status(StatusCode::OK);

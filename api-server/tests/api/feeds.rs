@@ -5,9 +5,9 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sns_api::kv::Kv;
 
-use crate::helpers::{RedisBackend, TestApp, TestUser};
+use crate::helpers::{Backend, TestApp, TestUser};
 
-on_both_redis!(
+on_every_store!(
     feed_shows_own_and_followed_posts_newest_first,
     paging_past_the_cap_continues_from_mysql_without_gap_or_duplicate,
     posts_older_than_the_max_age_stay_out_of_redis_but_page_from_mysql,
@@ -18,8 +18,8 @@ on_both_redis!(
     a_post_reaches_all_5000_followers,
 );
 
-async fn spawn(backend: RedisBackend) -> TestApp {
-    TestApp::spawn_with_redis(backend, |_, _| {}).await
+async fn spawn(backend: Backend) -> TestApp {
+    TestApp::spawn_with_backend(backend, |_, _| {}).await
 }
 
 /// Post ids of the whole feed, following the `Link` headers.
@@ -50,7 +50,7 @@ async fn redis_feed(kv: &Kv, user_id: u64) -> Vec<u64> {
     members.iter().filter_map(|m| m.parse().ok()).collect()
 }
 
-async fn feed_shows_own_and_followed_posts_newest_first(backend: RedisBackend) {
+async fn feed_shows_own_and_followed_posts_newest_first(backend: Backend) {
     let app = spawn(backend).await;
     let (alice, bob, carol, dave) = (
         app.signup("alice").await,
@@ -97,8 +97,8 @@ async fn feed_shows_own_and_followed_posts_newest_first(backend: RedisBackend) {
     assert!(text.contains("api_fanout_duration_seconds_count"), "{text}");
 }
 
-async fn paging_past_the_cap_continues_from_mysql_without_gap_or_duplicate(backend: RedisBackend) {
-    let app = TestApp::spawn_with_redis(backend, |config, _| config.feed.feed_cap = 5).await;
+async fn paging_past_the_cap_continues_from_mysql_without_gap_or_duplicate(backend: Backend) {
+    let app = TestApp::spawn_with_backend(backend, |config, _| config.feed.feed_cap = 5).await;
     let (alice, bob) = (app.signup("alice").await, app.signup("bob").await);
     app.follow(&alice, &bob).await;
     wait_for_redis_feed(&app, &alice).await;
@@ -123,16 +123,16 @@ async fn paging_past_the_cap_continues_from_mysql_without_gap_or_duplicate(backe
     }
 }
 
-async fn posts_older_than_the_max_age_stay_out_of_redis_but_page_from_mysql(backend: RedisBackend) {
+async fn posts_older_than_the_max_age_stay_out_of_redis_but_page_from_mysql(backend: Backend) {
     let app = spawn(backend).await;
     let (alice, bob) = (app.signup("alice").await, app.signup("bob").await);
     app.follow(&alice, &bob).await;
     let old = app.create_post(&bob, "old news").await;
     let fresh = app.create_post(&bob, "fresh").await;
-    let mut conn = app.database.connect().await;
-    sqlx::query("UPDATE posts SET created_at = UTC_TIMESTAMP(6) - INTERVAL 8 DAY WHERE id = ?")
+    sns_api::db::query("UPDATE posts SET created_at = ? WHERE id = ?")
+        .bind(sns_api::db::now() - chrono::Duration::days(8))
         .bind(old)
-        .execute(&mut conn)
+        .execute(&mut app.db().await)
         .await
         .unwrap();
     app.wait_for_fanout().await;
@@ -146,7 +146,7 @@ async fn posts_older_than_the_max_age_stay_out_of_redis_but_page_from_mysql(back
     assert_eq!(feed_ids(&app, &alice, 1).await, vec![fresh, old]);
 }
 
-async fn follow_backfills_and_unfollow_removes(backend: RedisBackend) {
+async fn follow_backfills_and_unfollow_removes(backend: Backend) {
     let app = spawn(backend).await;
     let (alice, bob) = (app.signup("alice").await, app.signup("bob").await);
     let posts = [
@@ -172,7 +172,7 @@ async fn follow_backfills_and_unfollow_removes(backend: RedisBackend) {
     assert!(feed_ids(&app, &alice, 20).await.is_empty());
 }
 
-async fn deleted_posts_vanish_and_edits_show(backend: RedisBackend) {
+async fn deleted_posts_vanish_and_edits_show(backend: Backend) {
     let app = spawn(backend).await;
     let (alice, bob) = (app.signup("alice").await, app.signup("bob").await);
     app.follow(&alice, &bob).await;
@@ -206,8 +206,8 @@ async fn deleted_posts_vanish_and_edits_show(backend: RedisBackend) {
     assert!(items[0]["edited_at"].is_string());
 }
 
-async fn big_authors_are_merged_at_read_time(backend: RedisBackend) {
-    let app = TestApp::spawn_with_redis(backend, |config, _| {
+async fn big_authors_are_merged_at_read_time(backend: Backend) {
+    let app = TestApp::spawn_with_backend(backend, |config, _| {
         config.feed.feed_big_author_followers = 2;
     })
     .await;
@@ -251,19 +251,17 @@ async fn big_authors_are_merged_at_read_time(backend: RedisBackend) {
     assert_eq!(feed_ids(&app, &fans[1], 20).await, vec![starred]);
 }
 
-async fn an_inactive_user_is_skipped_by_fan_out_and_rebuilt_on_return(backend: RedisBackend) {
+async fn an_inactive_user_is_skipped_by_fan_out_and_rebuilt_on_return(backend: Backend) {
     let app = spawn(backend).await;
     let (alice, bob) = (app.signup("alice").await, app.signup("bob").await);
     // The follow builds alice's feed; then she goes quiet for ten days.
     app.follow(&alice, &bob).await;
-    let mut conn = app.database.connect().await;
-    sqlx::query(
-        "UPDATE users SET last_active_at = UTC_TIMESTAMP(6) - INTERVAL 10 DAY WHERE id = ?",
-    )
-    .bind(alice.id)
-    .execute(&mut conn)
-    .await
-    .unwrap();
+    sns_api::db::query("UPDATE users SET last_active_at = ? WHERE id = ?")
+        .bind(sns_api::db::now() - chrono::Duration::days(10))
+        .bind(alice.id)
+        .execute(&mut app.db().await)
+        .await
+        .unwrap();
     let post = app.create_post(&bob, "while you were away").await;
     app.wait_for_fanout().await;
     let kv = app.kv();
@@ -277,7 +275,7 @@ async fn an_inactive_user_is_skipped_by_fan_out_and_rebuilt_on_return(backend: R
     assert_eq!(redis_feed(&kv, alice.id).await, vec![post]);
 }
 
-async fn a_post_reaches_all_5000_followers(backend: RedisBackend) {
+async fn a_post_reaches_all_5000_followers(backend: Backend) {
     let app = spawn(backend).await;
     let author = app.signup("author").await;
     let followers = app.insert_users("f", 5000).await;

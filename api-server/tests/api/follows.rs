@@ -1,11 +1,16 @@
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
-use crate::helpers::TestApp;
+use crate::helpers::{Backend, TestApp};
 
-#[tokio::test]
-async fn follow_and_unfollow_are_idempotent_and_keep_counts_exact() {
-    let app = TestApp::spawn().await;
+on_mysql_and_embedded!(
+    follow_and_unfollow_are_idempotent_and_keep_counts_exact,
+    following_oneself_is_422_and_a_missing_user_is_404,
+    follower_and_following_lists_page_through_everyone,
+);
+
+async fn follow_and_unfollow_are_idempotent_and_keep_counts_exact(backend: Backend) {
+    let app = TestApp::spawn_on_backend(backend).await;
     let (alice, bob) = (app.signup("alice").await, app.signup("bob").await);
     let path = format!("/api/v1/users/{}/follow", bob.id);
     for _ in 0..2 {
@@ -37,9 +42,8 @@ async fn follow_and_unfollow_are_idempotent_and_keep_counts_exact() {
     assert_eq!(me.body["following_count"], 0);
 }
 
-#[tokio::test]
-async fn following_oneself_is_422_and_a_missing_user_is_404() {
-    let app = TestApp::spawn().await;
+async fn following_oneself_is_422_and_a_missing_user_is_404(backend: Backend) {
+    let app = TestApp::spawn_on_backend(backend).await;
     let alice = app.signup("alice").await;
     app.request(
         Method::PUT,
@@ -75,9 +79,8 @@ async fn following_oneself_is_422_and_a_missing_user_is_404() {
     .assert_error(StatusCode::BAD_REQUEST, "INVALID_PARAMETER");
 }
 
-#[tokio::test]
-async fn follower_and_following_lists_page_through_everyone() {
-    let app = TestApp::spawn().await;
+async fn follower_and_following_lists_page_through_everyone(backend: Backend) {
+    let app = TestApp::spawn_on_backend(backend).await;
     let star = app.signup("star").await;
     let mut fans = Vec::new();
     for _ in 0..7 {

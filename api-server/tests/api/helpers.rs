@@ -1,4 +1,6 @@
-//! The test harness: a real API server on a free port over its own MariaDB database.
+//! The test harness: a real API server on a free port over its own database: a MariaDB
+//! database (with Redis and S3 as a test asks), or the embedded default's SQLite file,
+//! in-process store and upload directory.
 //!
 //! The services come from `tests/env/testenv.sh`, which exports `SNS_TEST_*` variables; a test
 //! that needs a service and does not find it fails with a message saying how to start it.
@@ -24,15 +26,38 @@ pub fn test_env(name: &str) -> String {
     })
 }
 
-/// A database of its own on the test MariaDB primary, created empty.
+/// A database of its own, created empty: on the test MariaDB primary, or a SQLite file in a
+/// directory of its own (removed when the test ends).
 pub struct TestDatabase {
     /// Database name (`test_<uuid>`).
     pub name: String,
-    /// Server URL without a database, as the application user.
+    /// Server URL without a database, as the application user (empty for SQLite).
     pub server_url: String,
+    /// The directory of a SQLite database (and of the embedded default's uploads).
+    pub dir: Option<std::path::PathBuf>,
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
 }
 
 impl TestDatabase {
+    /// A SQLite database in a new directory under the system's temporary directory.
+    pub fn create_sqlite() -> Self {
+        let name = format!("test_{}", uuid::Uuid::new_v4().simple());
+        let dir = std::env::temp_dir().join(format!("sns-embedded-{name}"));
+        std::fs::create_dir_all(&dir).expect("creating the test's directory");
+        Self {
+            name,
+            server_url: String::new(),
+            dir: Some(dir),
+        }
+    }
+
     /// Creates `test_<uuid>` on the primary.
     pub async fn create() -> Self {
         Self::create_on(test_env("SNS_TEST_MYSQL_URL")).await
@@ -50,12 +75,19 @@ impl TestDatabase {
         .execute(&mut conn)
         .await
         .expect("creating the test database");
-        Self { name, server_url }
+        Self {
+            name,
+            server_url,
+            dir: None,
+        }
     }
 
-    /// URL of this database on the primary.
+    /// URL of this database (on the primary, for MariaDB).
     pub fn url(&self) -> String {
-        format!("{}/{}", self.server_url.trim_end_matches('/'), self.name)
+        match &self.dir {
+            Some(dir) => format!("sqlite://{}", dir.join("sns.db").display()),
+            None => format!("{}/{}", self.server_url.trim_end_matches('/'), self.name),
+        }
     }
 
     /// URL of this database on the server at `port` (a replica), as the application user.
@@ -85,15 +117,24 @@ pub fn use_test_bucket(config: &mut Config) {
     uploads.s3_key_prefix = format!("t-{}/", uuid::Uuid::new_v4().simple());
 }
 
-/// Which Redis a test app uses.
+/// What a test app runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RedisBackend {
-    /// No Redis: feeds from MySQL.
-    None,
-    /// The standalone test server.
+pub enum Backend {
+    /// MariaDB only: feeds from MySQL, no Redis.
+    MySql,
+    /// MariaDB and the standalone test Redis.
     Standalone,
-    /// The 6-node test cluster.
+    /// MariaDB and the 6-node test Redis Cluster.
     Cluster,
+    /// The embedded default: a SQLite file, the in-process store and an upload directory.
+    Embedded,
+}
+
+impl Backend {
+    /// Whether feeds, the post cache and like deltas live in a Redis-like store.
+    pub fn has_store(self) -> bool {
+        self != Self::MySql
+    }
 }
 
 /// A running API server and an HTTP client for it.
@@ -175,24 +216,34 @@ impl TestResponse {
 }
 
 impl TestApp {
-    /// Starts a server on a fresh database with the writer only.
+    /// Starts a server on a fresh MariaDB database with the writer only.
     pub async fn spawn() -> Self {
         Self::spawn_with(|_, _| {}).await
     }
 
-    /// Starts a server on a fresh database and the given Redis, under a key prefix of its own.
-    pub async fn spawn_with_redis(
-        backend: RedisBackend,
+    /// Starts a server on `backend` with its defaults.
+    pub async fn spawn_on_backend(backend: Backend) -> Self {
+        Self::spawn_with_backend(backend, |_, _| {}).await
+    }
+
+    /// Starts a server on `backend` (a fresh database; Redis under a key prefix of its own),
+    /// letting the test adjust the configuration.
+    pub async fn spawn_with_backend(
+        backend: Backend,
         adjust: impl FnOnce(&mut Config, &TestDatabase),
     ) -> Self {
-        Self::spawn_with(|config, database| {
+        let database = match backend {
+            Backend::Embedded => TestDatabase::create_sqlite(),
+            _ => TestDatabase::create().await,
+        };
+        Self::spawn_on(database, |config, database| {
             config.redis.redis_key_prefix = format!("t:{}:", uuid::Uuid::new_v4().simple());
             match backend {
-                RedisBackend::None => {}
-                RedisBackend::Standalone => {
+                Backend::MySql | Backend::Embedded => {}
+                Backend::Standalone => {
                     config.redis.redis_url = Some(test_env("SNS_TEST_REDIS_URL"));
                 }
-                RedisBackend::Cluster => {
+                Backend::Cluster => {
                     config.redis.redis_cluster_nodes = test_env("SNS_TEST_REDIS_CLUSTER_NODES")
                         .split(',')
                         .map(str::to_owned)
@@ -295,19 +346,25 @@ impl TestApp {
         }
     }
 
-    /// A Redis connection with the app's configuration and prefix, for inspecting keys.
+    /// The app's Redis (or in-process store), for inspecting keys.
     pub fn kv(&self) -> Kv {
-        Kv::connect(&self.config.redis)
-            .expect("Redis configuration")
-            .expect("this app uses Redis")
+        self.state.kv.clone().expect("this app uses Redis")
+    }
+
+    /// A connection to the app's database (the writer), for setting up and checking rows.
+    pub async fn db(&self) -> sns_api::db::PooledConn {
+        self.state
+            .db
+            .writer()
+            .acquire()
+            .await
+            .expect("a connection to the app's database")
     }
 
     /// Waits (bounded) until every fan-out job has finished.
     pub async fn wait_for_fanout(&self) {
-        let mut conn = self.database.connect().await;
         for _ in 0..300 {
-            let (pending,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM feed_outbox")
-                .fetch_one(&mut conn)
+            let (pending, _) = sns_api::feed::store::count_outbox_jobs(self.state.db.writer())
                 .await
                 .expect("counting fan-out jobs");
             if pending == 0 {
@@ -326,13 +383,12 @@ impl TestApp {
 
     /// Inserts `count` users directly (no password hashing), returning their ids.
     pub async fn insert_users(&self, prefix: &str, count: usize) -> Vec<u64> {
-        crate::fixtures::insert_users(&mut self.database.connect().await, prefix, count).await
+        crate::fixtures::insert_users(&mut self.db().await, prefix, count).await
     }
 
     /// Makes each of `followers` follow `followee` directly in SQL, counters included.
     pub async fn insert_follows(&self, followers: &[u64], followee: u64) {
-        crate::fixtures::insert_follows(&mut self.database.connect().await, followers, followee)
-            .await;
+        crate::fixtures::insert_follows(&mut self.db().await, followers, followee).await;
     }
 
     /// A request builder for cases the typed helpers do not cover (raw bodies, headers).

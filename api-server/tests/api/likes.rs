@@ -8,20 +8,20 @@ use rand::{Rng, SeedableRng};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
-use crate::helpers::{RedisBackend, TestApp};
+use crate::helpers::{Backend, TestApp};
 
-on_both_redis!(
+on_every_store!(
     like_and_unlike_are_idempotent_and_counted,
     concurrent_likes_count_exactly_and_survive_redis_losing_its_data,
 );
 
 #[tokio::test]
 async fn likes_work_without_redis() {
-    like_and_unlike_are_idempotent_and_counted(RedisBackend::None).await;
+    like_and_unlike_are_idempotent_and_counted(Backend::MySql).await;
 }
 
-async fn like_and_unlike_are_idempotent_and_counted(backend: RedisBackend) {
-    let app = TestApp::spawn_with_redis(backend, |_, _| {}).await;
+async fn like_and_unlike_are_idempotent_and_counted(backend: Backend) {
+    let app = TestApp::spawn_with_backend(backend, |_, _| {}).await;
     let (alice, bob) = (app.signup("alice").await, app.signup("bob").await);
     let post = app.create_post(&alice, "like me").await;
     let path = format!("/api/v1/posts/{post}/like");
@@ -31,7 +31,7 @@ async fn like_and_unlike_are_idempotent_and_counted(backend: RedisBackend) {
             .await;
         liked.assert_status(StatusCode::OK);
         assert_eq!(liked.body["liked"], true);
-        if backend != RedisBackend::None {
+        if backend.has_store() {
             assert_eq!(liked.body["like_count"], 1, "the delta shows at once");
         }
     }
@@ -72,12 +72,12 @@ async fn like_and_unlike_are_idempotent_and_counted(backend: RedisBackend) {
 /// Waits (at most 5 s, the convergence the product promises) until both the shown and the
 /// stored count equal `expected`.
 async fn wait_for_like_count(app: &TestApp, post: u64, expected: u64) {
-    let mut conn = app.database.connect().await;
+    let mut conn = app.db().await;
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let shown =
             app.get(&format!("/api/v1/posts/{post}"), None).await.body["like_count"].as_u64();
-        let (stored,): (u64,) = sqlx::query_as("SELECT like_count FROM posts WHERE id = ?")
+        let (stored,): (u64,) = sns_api::db::query("SELECT like_count FROM posts WHERE id = ?")
             .bind(post)
             .fetch_one(&mut conn)
             .await
@@ -97,6 +97,11 @@ async fn wait_for_like_count(app: &TestApp, post: u64, expected: u64) {
 /// keys: other tests share the server).
 async fn lose_redis_data(app: &TestApp) {
     let kv = app.kv();
+    if app.database.dir.is_some() {
+        // The embedded default's store is the app's own: it loses everything at once.
+        let _: () = kv.query(&redis::cmd("FLUSHALL")).await.unwrap();
+        return;
+    }
     let pattern = format!("{}*", kv.keys().prefix());
     let nodes: Vec<String> = match kv.cluster_masters().await {
         Some(masters) => masters.iter().map(|m| format!("redis://{m}")).collect(),
@@ -131,10 +136,10 @@ async fn lose_redis_data(app: &TestApp) {
     }
 }
 
-async fn concurrent_likes_count_exactly_and_survive_redis_losing_its_data(backend: RedisBackend) {
+async fn concurrent_likes_count_exactly_and_survive_redis_losing_its_data(backend: Backend) {
     // 200 clients at once on a machine shared with the rest of the suite: connections may
     // take longer than the default 3 s to come free, and every like must be acknowledged.
-    let app = TestApp::spawn_with_redis(backend, |config, _| {
+    let app = TestApp::spawn_with_backend(backend, |config, _| {
         config.database.database_max_connections = 16;
         config.database.database_acquire_timeout = std::time::Duration::from_secs(15);
     })

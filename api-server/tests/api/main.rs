@@ -1,24 +1,49 @@
-//! HTTP tests of the API against real MariaDB and Redis (one database and one key prefix per
-//! test, all run in parallel).
+//! HTTP tests of the API against real MariaDB and Redis, and against the embedded default
+//! (one database and one key prefix per test, all run in parallel).
 
 // Scenario functions shared by the standalone and cluster variants are not `#[test]`s
 // themselves, so clippy's allowance for tests does not reach them; the whole binary is tests.
 #![allow(clippy::unwrap_used)]
 
-/// Runs each named scenario `fn(RedisBackend)` as two tests: on the standalone Redis and on
-/// the 6-node cluster.
-macro_rules! on_both_redis {
+/// Runs each named scenario `fn(Backend)` as three tests: on MariaDB with the standalone
+/// Redis, with the 6-node cluster, and on the embedded default (SQLite, in-process store).
+macro_rules! on_every_store {
     ($($name:ident),* $(,)?) => {
         mod standalone {
             $(#[tokio::test]
             async fn $name() {
-                super::$name(crate::helpers::RedisBackend::Standalone).await;
+                super::$name(crate::helpers::Backend::Standalone).await;
             })*
         }
         mod cluster {
             $(#[tokio::test]
             async fn $name() {
-                super::$name(crate::helpers::RedisBackend::Cluster).await;
+                super::$name(crate::helpers::Backend::Cluster).await;
+            })*
+        }
+        mod embedded {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name(crate::helpers::Backend::Embedded).await;
+            })*
+        }
+    };
+}
+
+/// Runs each named scenario `fn(Backend)` as two tests: on MariaDB and on the embedded
+/// default (SQLite, in-process store, upload directory).
+macro_rules! on_mysql_and_embedded {
+    ($($name:ident),* $(,)?) => {
+        mod mysql {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name(crate::helpers::Backend::MySql).await;
+            })*
+        }
+        mod embedded {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name(crate::helpers::Backend::Embedded).await;
             })*
         }
     };

@@ -4,11 +4,12 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 
-use crate::helpers::{TestApp, test_env};
+use crate::helpers::{Backend, TestApp, test_env};
 
-#[tokio::test]
-async fn openapi_document_is_3_1_and_lists_every_endpoint() {
-    let app = TestApp::spawn().await;
+on_mysql_and_embedded!(openapi_document_is_3_1_and_lists_every_endpoint,);
+
+async fn openapi_document_is_3_1_and_lists_every_endpoint(backend: Backend) {
+    let app = TestApp::spawn_on_backend(backend).await;
     let response = app.get("/openapi.json", None).await;
     response.assert_status(StatusCode::OK);
     let doc = &response.body;

@@ -3,7 +3,13 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, TestUser};
+use crate::helpers::{Backend, TestApp, TestUser};
+
+on_mysql_and_embedded!(
+    no_user_can_write_anothers_posts_or_comments,
+    a_comment_author_cannot_edit_through_the_posts_ownership_and_vice_versa,
+    profile_and_follow_writes_act_only_as_the_tokens_user,
+);
 
 struct World {
     owner: TestUser,
@@ -25,9 +31,8 @@ async fn world(app: &TestApp) -> World {
     }
 }
 
-#[tokio::test]
-async fn no_user_can_write_anothers_posts_or_comments() {
-    let app = TestApp::spawn().await;
+async fn no_user_can_write_anothers_posts_or_comments(backend: Backend) {
+    let app = TestApp::spawn_on_backend(backend).await;
     let w = world(&app).await;
     let actions: Vec<(Method, String, Value)> = vec![
         (
@@ -82,9 +87,8 @@ async fn no_user_can_write_anothers_posts_or_comments() {
     }
 }
 
-#[tokio::test]
-async fn a_comment_author_cannot_edit_through_the_posts_ownership_and_vice_versa() {
-    let app = TestApp::spawn().await;
+async fn a_comment_author_cannot_edit_through_the_posts_ownership_and_vice_versa(backend: Backend) {
+    let app = TestApp::spawn_on_backend(backend).await;
     let w = world(&app).await;
     let intruders_comment = app.create_comment(&w.intruder, w.post, "mine").await;
     // The post's author may delete it but never edit it.
@@ -107,9 +111,8 @@ async fn a_comment_author_cannot_edit_through_the_posts_ownership_and_vice_versa
     .assert_error(StatusCode::FORBIDDEN, "FORBIDDEN");
 }
 
-#[tokio::test]
-async fn profile_and_follow_writes_act_only_as_the_tokens_user() {
-    let app = TestApp::spawn().await;
+async fn profile_and_follow_writes_act_only_as_the_tokens_user(backend: Backend) {
+    let app = TestApp::spawn_on_backend(backend).await;
     let w = world(&app).await;
     let third = app.signup("third").await;
     // Identity never comes from the query or the body.

@@ -1,11 +1,19 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::TestApp;
+use crate::helpers::{Backend, TestApp};
 
-#[tokio::test]
-async fn post_is_created_read_edited_and_deleted() {
-    let app = TestApp::spawn().await;
+on_mysql_and_embedded!(
+    post_is_created_read_edited_and_deleted,
+    post_content_rules_are_422_naming_the_field,
+    a_media_key_that_names_no_uploaded_object_is_422_naming_it,
+    idempotency_key_returns_the_first_post_and_refuses_a_different_request,
+    concurrent_retries_with_one_idempotency_key_create_one_post,
+    an_authors_timeline_pages_newest_first_without_deleted_posts,
+);
+
+async fn post_is_created_read_edited_and_deleted(backend: Backend) {
+    let app = TestApp::spawn_on_backend(backend).await;
     let alice = app.signup("alice").await;
     let created = app
         .request(
@@ -74,9 +82,8 @@ async fn post_is_created_read_edited_and_deleted() {
     assert_eq!(profile.body["post_count"], 0);
 }
 
-#[tokio::test]
-async fn post_content_rules_are_422_naming_the_field() {
-    let app = TestApp::spawn().await;
+async fn post_content_rules_are_422_naming_the_field(backend: Backend) {
+    let app = TestApp::spawn_on_backend(backend).await;
     let alice = app.signup("alice").await;
     for content in [json!(""), json!("   "), json!("x".repeat(5001))] {
         let response = app
@@ -114,9 +121,8 @@ async fn post_content_rules_are_422_naming_the_field() {
     assert!(response.body["error"]["details"]["fields"]["media"].is_array());
 }
 
-#[tokio::test]
-async fn a_media_key_that_names_no_uploaded_object_is_422_naming_it() {
-    let app = TestApp::spawn().await;
+async fn a_media_key_that_names_no_uploaded_object_is_422_naming_it(backend: Backend) {
+    let app = TestApp::spawn_on_backend(backend).await;
     let alice = app.signup("alice").await;
     let response = app
         .request(
@@ -132,9 +138,8 @@ async fn a_media_key_that_names_no_uploaded_object_is_422_naming_it() {
     assert_eq!(profile.body["post_count"], 0, "nothing was stored");
 }
 
-#[tokio::test]
-async fn idempotency_key_returns_the_first_post_and_refuses_a_different_request() {
-    let app = TestApp::spawn().await;
+async fn idempotency_key_returns_the_first_post_and_refuses_a_different_request(backend: Backend) {
+    let app = TestApp::spawn_on_backend(backend).await;
     let alice = app.signup("alice").await;
     let post = |content: &str, key: &str| {
         app.raw(Method::POST, "/api/v1/posts")
@@ -167,9 +172,8 @@ async fn idempotency_key_returns_the_first_post_and_refuses_a_different_request(
     bad_key.assert_error(StatusCode::BAD_REQUEST, "INVALID_IDEMPOTENCY_KEY");
 }
 
-#[tokio::test]
-async fn concurrent_retries_with_one_idempotency_key_create_one_post() {
-    let app = TestApp::spawn().await;
+async fn concurrent_retries_with_one_idempotency_key_create_one_post(backend: Backend) {
+    let app = TestApp::spawn_on_backend(backend).await;
     let alice = app.signup("alice").await;
     let requests = (0..8).map(|_| {
         app.send(
@@ -192,9 +196,8 @@ async fn concurrent_retries_with_one_idempotency_key_create_one_post() {
     assert_eq!(profile.body["post_count"], 1);
 }
 
-#[tokio::test]
-async fn an_authors_timeline_pages_newest_first_without_deleted_posts() {
-    let app = TestApp::spawn().await;
+async fn an_authors_timeline_pages_newest_first_without_deleted_posts(backend: Backend) {
+    let app = TestApp::spawn_on_backend(backend).await;
     let alice = app.signup("alice").await;
     let mut ids = Vec::new();
     for i in 0..7 {

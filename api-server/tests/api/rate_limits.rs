@@ -1,27 +1,33 @@
-//! Rate limits, with counters in memory (no Redis), in Redis, and in the Redis Cluster.
+//! Rate limits, with counters in memory (no Redis), in Redis, in the Redis Cluster, and in
+//! the embedded default's in-process store.
 
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::helpers::{RedisBackend, TestApp};
+use crate::helpers::{Backend, TestApp};
 
 #[tokio::test]
 async fn limits_hold_with_counters_in_memory() {
-    limits_hold(RedisBackend::None).await;
+    limits_hold(Backend::MySql).await;
 }
 
 #[tokio::test]
 async fn limits_hold_with_counters_in_redis() {
-    limits_hold(RedisBackend::Standalone).await;
+    limits_hold(Backend::Standalone).await;
 }
 
 #[tokio::test]
 async fn limits_hold_with_counters_in_the_redis_cluster() {
-    limits_hold(RedisBackend::Cluster).await;
+    limits_hold(Backend::Cluster).await;
 }
 
-async fn limits_hold(backend: RedisBackend) {
-    let app = TestApp::spawn_with_redis(backend, |config, _| {
+#[tokio::test]
+async fn limits_hold_on_the_embedded_default() {
+    limits_hold(Backend::Embedded).await;
+}
+
+async fn limits_hold(backend: Backend) {
+    let app = TestApp::spawn_with_backend(backend, |config, _| {
         let limits = &mut config.rate_limits;
         limits.rate_limit_posts = "2/1h".parse().unwrap();
         limits.rate_limit_signups = "3/30m".parse().unwrap();

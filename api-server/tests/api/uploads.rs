@@ -8,7 +8,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sns_api::uploads::store::ObjectStore;
 
-use crate::helpers::{RedisBackend, TestApp, TestUser, use_test_bucket};
+use crate::helpers::{Backend, TestApp, TestUser, use_test_bucket};
 
 /// A PNG-looking body of `size` bytes (the bytes are not inspected, only counted).
 fn body_of(size: usize) -> Vec<u8> {
@@ -87,7 +87,7 @@ async fn fetch(url: &str) -> (StatusCode, Vec<u8>) {
 #[tokio::test]
 async fn a_client_uploads_with_a_plain_put_and_the_post_shows_the_bytes() {
     // On Redis too, so the second read comes from the post cache (which keeps keys, not URLs).
-    let app = TestApp::spawn_with_redis(RedisBackend::Standalone, |config, _| {
+    let app = TestApp::spawn_with_backend(Backend::Standalone, |config, _| {
         use_test_bucket(config);
     })
     .await;

@@ -1,11 +1,22 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::TestApp;
+use crate::helpers::{Backend, TestApp};
 
-#[tokio::test]
-async fn register_answers_201_with_location_and_profile() {
-    let app = TestApp::spawn().await;
+on_mysql_and_embedded!(
+    register_answers_201_with_location_and_profile,
+    password_is_stored_as_an_argon2id_hash,
+    duplicate_username_or_email_is_409,
+    invalid_registration_is_422_naming_each_field,
+    missing_or_mistyped_field_is_422_naming_it,
+    profile_is_found_by_id_and_by_username,
+    token_is_issued_for_username_or_email_and_refused_for_a_wrong_password,
+    patch_me_changes_only_the_sent_fields_and_empty_clears,
+    search_matches_username_and_display_name_prefixes_literally,
+);
+
+async fn register_answers_201_with_location_and_profile(backend: Backend) {
+    let app = TestApp::spawn_on_backend(backend).await;
     let response = app
         .request(
             Method::POST,
@@ -26,23 +37,20 @@ async fn register_answers_201_with_location_and_profile() {
     assert!(response.body.get("email").is_none(), "emails are private");
 }
 
-#[tokio::test]
-async fn password_is_stored_as_an_argon2id_hash() {
-    let app = TestApp::spawn().await;
+async fn password_is_stored_as_an_argon2id_hash(backend: Backend) {
+    let app = TestApp::spawn_on_backend(backend).await;
     let user = app.signup("hashme").await;
-    let mut conn = app.database.connect().await;
-    let (hash,): (String,) = sqlx::query_as("SELECT password_hash FROM users WHERE id = ?")
+    let (hash,): (String,) = sns_api::db::query("SELECT password_hash FROM users WHERE id = ?")
         .bind(user.id)
-        .fetch_one(&mut conn)
+        .fetch_one(&mut app.db().await)
         .await
         .unwrap();
     assert!(hash.starts_with("$argon2id$"));
     assert!(!hash.contains(&user.password));
 }
 
-#[tokio::test]
-async fn duplicate_username_or_email_is_409() {
-    let app = TestApp::spawn().await;
+async fn duplicate_username_or_email_is_409(backend: Backend) {
+    let app = TestApp::spawn_on_backend(backend).await;
     let body = |username: &str, email: &str| json!({"username": username, "email": email, "password": "longenough"});
     app.request(
         Method::POST,
@@ -72,9 +80,8 @@ async fn duplicate_username_or_email_is_409() {
     same_email.assert_error(StatusCode::CONFLICT, "EMAIL_TAKEN");
 }
 
-#[tokio::test]
-async fn invalid_registration_is_422_naming_each_field() {
-    let app = TestApp::spawn().await;
+async fn invalid_registration_is_422_naming_each_field(backend: Backend) {
+    let app = TestApp::spawn_on_backend(backend).await;
     let response = app
         .request(
             Method::POST,
@@ -99,9 +106,8 @@ async fn invalid_registration_is_422_naming_each_field() {
     all_digits.assert_error(StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_FAILED");
 }
 
-#[tokio::test]
-async fn missing_or_mistyped_field_is_422_naming_it() {
-    let app = TestApp::spawn().await;
+async fn missing_or_mistyped_field_is_422_naming_it(backend: Backend) {
+    let app = TestApp::spawn_on_backend(backend).await;
     let missing = app
         .request(
             Method::POST,
@@ -124,9 +130,8 @@ async fn missing_or_mistyped_field_is_422_naming_it() {
     assert!(mistyped.body["error"]["details"]["fields"]["username"].is_array());
 }
 
-#[tokio::test]
-async fn profile_is_found_by_id_and_by_username() {
-    let app = TestApp::spawn().await;
+async fn profile_is_found_by_id_and_by_username(backend: Backend) {
+    let app = TestApp::spawn_on_backend(backend).await;
     let user = app.signup("dave").await;
     let by_id = app.get(&format!("/api/v1/users/{}", user.id), None).await;
     by_id.assert_status(StatusCode::OK);
@@ -143,9 +148,8 @@ async fn profile_is_found_by_id_and_by_username() {
         .assert_error(StatusCode::NOT_FOUND, "USER_NOT_FOUND");
 }
 
-#[tokio::test]
-async fn token_is_issued_for_username_or_email_and_refused_for_a_wrong_password() {
-    let app = TestApp::spawn().await;
+async fn token_is_issued_for_username_or_email_and_refused_for_a_wrong_password(backend: Backend) {
+    let app = TestApp::spawn_on_backend(backend).await;
     let user = app.signup("erin").await;
     let by_email = app
         .login(&format!("{}@example.com", user.username), &user.password)
@@ -183,9 +187,8 @@ async fn token_is_issued_for_username_or_email_and_refused_for_a_wrong_password(
     assert!(token.body["expires_in"].as_u64().unwrap() > 0);
 }
 
-#[tokio::test]
-async fn patch_me_changes_only_the_sent_fields_and_empty_clears() {
-    let app = TestApp::spawn().await;
+async fn patch_me_changes_only_the_sent_fields_and_empty_clears(backend: Backend) {
+    let app = TestApp::spawn_on_backend(backend).await;
     let user = app.signup("frank").await;
     let patched = app
         .request(
@@ -223,9 +226,8 @@ async fn patch_me_changes_only_the_sent_fields_and_empty_clears() {
         .assert_error(StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
 }
 
-#[tokio::test]
-async fn search_matches_username_and_display_name_prefixes_literally() {
-    let app = TestApp::spawn().await;
+async fn search_matches_username_and_display_name_prefixes_literally(backend: Backend) {
+    let app = TestApp::spawn_on_backend(backend).await;
     let mut expected = Vec::new();
     for _ in 0..5 {
         expected.push(app.signup("zed").await.id);
