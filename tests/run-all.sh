@@ -58,3 +58,6 @@ export SNS_SCHEMATHESIS="${SNS_SCHEMATHESIS:-$SNS_TOOLS_DIR/venv-schemathesis/bi
 
 section "cargo test"
 cargo test --workspace --locked
+
+section "README walkthrough (the first command and the walkthrough, as written)"
+bash tests/readme-walkthrough.sh

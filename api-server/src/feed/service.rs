@@ -20,7 +20,7 @@ use crate::config::{FeedConfig, RedisConfig};
 use crate::error::{ApiError, Result};
 use crate::kv::Kv;
 use crate::posts::model::PostView;
-use crate::posts::service::hydrate_posts;
+use crate::posts::service::{hydrate_followed_posts, hydrate_posts};
 use crate::state::AppState;
 
 /// Where a feed page came from (also sent as `X-Feed-Source`).
@@ -210,11 +210,13 @@ pub async fn read_feed(
     let next_before = (ids.len() > limit as usize).then(|| ids[limit as usize - 1]);
     ids.truncate(limit as usize);
 
-    let mut items = hydrate_posts(state, &ids, Some(user_id)).await?;
-    if source == FeedSource::Redis {
-        items = keep_followed(state, user_id, items).await?;
+    let items = if source == FeedSource::Redis {
+        let items = hydrate_followed_posts(state, &ids, user_id).await?;
         forget_stale_entries(state, user_id, &ids, &items);
-    }
+        items
+    } else {
+        hydrate_posts(state, &ids, Some(user_id)).await?
+    };
     Ok(FeedPage {
         items,
         next_before,
@@ -255,31 +257,6 @@ async fn fallback_feed_ids(
     tokio::time::timeout(state.config.feed.feed_fallback_timeout, query)
         .await
         .map_err(|_| refuse("timeout"))?
-}
-
-/// Drops posts whose author the user no longer follows (the feed still holds them until the
-/// unfollow's removal reaches Redis).
-async fn keep_followed(
-    state: &AppState,
-    user_id: u64,
-    items: Vec<PostView>,
-) -> Result<Vec<PostView>> {
-    let mut authors: Vec<u64> = items
-        .iter()
-        .map(|post| post.author.id)
-        .filter(|author| *author != user_id)
-        .collect();
-    authors.sort_unstable();
-    authors.dedup();
-    let mut conn = state.db.reader().await?;
-    let followed: HashSet<u64> = store::list_followed_among(&mut conn, user_id, &authors)
-        .await?
-        .into_iter()
-        .collect();
-    Ok(items
-        .into_iter()
-        .filter(|post| post.author.id == user_id || followed.contains(&post.author.id))
-        .collect())
 }
 
 /// Removes from the Redis feed, in the background, ids that hydrated to nothing (deleted

@@ -386,22 +386,6 @@ pub async fn list_recent_author_post_ids(
     Ok(rows.into_iter().map(|(id,)| id).collect())
 }
 
-/// Of `author_ids`, those `user_id` follows.
-pub async fn list_followed_among(
-    conn: impl Executor<'_>,
-    user_id: u64,
-    author_ids: &[u64],
-) -> sqlx::Result<Vec<u64>> {
-    fetch_ids_in(
-        conn,
-        "SELECT followee_id FROM follows WHERE follower_id = ? AND followee_id IN ({ids})",
-        &[user_id],
-        author_ids,
-        &[],
-    )
-    .await
-}
-
 /// When the user was last active.
 pub async fn find_last_active(
     conn: impl Executor<'_>,

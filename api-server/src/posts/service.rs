@@ -1,6 +1,6 @@
 //! Turning post ids into post views: the cached bodies (one Redis round trip), the misses
-//! from MySQL (one query, then cached), and the per-request parts: counts, pending like
-//! deltas and whether the viewer likes each post.
+//! from MySQL (one query, then cached), and the per-request parts (one query): counts,
+//! pending like deltas, whether the viewer likes each post and follows its author.
 
 use std::collections::{HashMap, HashSet};
 
@@ -16,21 +16,40 @@ pub async fn hydrate_posts(
     ids: &[u64],
     viewer: Option<u64>,
 ) -> Result<Vec<PostView>> {
+    hydrate(state, ids, viewer, false).await
+}
+
+/// Like [`hydrate_posts`], keeping only posts by `viewer` or by authors `viewer` follows (a
+/// Redis feed may still hold posts of someone just unfollowed).
+pub async fn hydrate_followed_posts(
+    state: &AppState,
+    ids: &[u64],
+    viewer: u64,
+) -> Result<Vec<PostView>> {
+    hydrate(state, ids, Some(viewer), true).await
+}
+
+/// Bodies come from the cache (one Redis round trip, like deltas included) or, for misses,
+/// from one MySQL query; then one more query brings what is per request: fresh counts,
+/// whether the viewer likes each post and follows its author (and drops deleted posts).
+async fn hydrate(
+    state: &AppState,
+    ids: &[u64],
+    viewer: Option<u64>,
+    followed_only: bool,
+) -> Result<Vec<PostView>> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
     let mut views: HashMap<u64, PostView> = HashMap::with_capacity(ids.len());
-    let mut hits = Vec::new();
-    let mut deltas: Option<HashMap<u64, i64>> = None;
+    let mut deltas: HashMap<u64, i64> = HashMap::new();
     if let Some(kv) = &state.kv {
-        // Bodies and like deltas share one round trip.
         match cache::get_posts_and_deltas(kv, ids).await {
             Ok((cached, pending)) => {
                 for post in cached.into_iter().flatten() {
-                    hits.push(post.id);
                     views.insert(post.id, post);
                 }
-                deltas = Some(ids.iter().copied().zip(pending).collect());
+                deltas = ids.iter().copied().zip(pending).collect();
             }
             // A read never waits for Redis to recover: fall through to MySQL.
             Err(error) => tracing::warn!(%error, "post cache unavailable"),
@@ -54,31 +73,33 @@ pub async fn hydrate_posts(
         views.insert(post.id, post);
     }
 
-    // Cached bodies carry stale counts: take fresh ones (this also drops posts deleted since
-    // they were cached).
-    if !hits.is_empty() {
-        let counts = store::find_post_counts(&mut conn, &hits).await?;
-        let live: HashSet<u64> = counts.iter().map(|(id, _, _)| *id).collect();
-        for (id, like_count, comment_count) in counts {
-            if let Some(view) = views.get_mut(&id) {
-                view.like_count = like_count;
-                view.comment_count = comment_count;
-            }
+    let present: Vec<u64> = ids
+        .iter()
+        .copied()
+        .filter(|id| views.contains_key(id))
+        .collect();
+    let states: HashMap<u64, store::PostState> =
+        store::find_post_states(&mut conn, &present, viewer.unwrap_or(0))
+            .await?
+            .into_iter()
+            .map(|post_state| (post_state.id, post_state))
+            .collect();
+    let mut posts = Vec::with_capacity(present.len());
+    for id in present {
+        // No state: deleted since its body was cached.
+        let (Some(mut post), Some(post_state)) = (views.remove(&id), states.get(&id)) else {
+            continue;
+        };
+        if followed_only && post_state.followed == 0 {
+            continue;
         }
-        views.retain(|id, _| !hits.contains(id) || live.contains(id));
+        let delta = deltas.get(&id).copied().unwrap_or(0);
+        post.like_count = post_state.like_count.saturating_add_signed(delta);
+        post.comment_count = post_state.comment_count;
+        post.liked_by_me = viewer.is_some() && post_state.liked != 0;
+        posts.push(post);
     }
-    let mut posts: Vec<PostView> = ids.iter().filter_map(|id| views.remove(id)).collect();
-    match deltas {
-        Some(deltas) => {
-            for post in &mut posts {
-                let delta = deltas.get(&post.id).copied().unwrap_or(0);
-                post.like_count = post.like_count.saturating_add_signed(delta);
-            }
-            mark_liked(&mut conn, &mut posts, viewer).await?;
-            sign_media_urls(state, &mut posts).await;
-        }
-        None => apply_viewer_state(state, &mut conn, &mut posts, viewer).await?,
-    }
+    sign_media_urls(state, &mut posts).await;
     Ok(posts)
 }
 

@@ -1,5 +1,6 @@
 //! SQL of `posts`, `post_idempotency_keys` and the post counter on `users`.
 
+use crate::db::sql::placeholders;
 use crate::db::{AsConn, Executor, query};
 use chrono::{DateTime, Utc};
 use sqlx::FromRow;
@@ -201,6 +202,51 @@ pub async fn find_post_counts(
          AND deleted_at IS NULL"
     );
     let mut statement = query(sqlx::AssertSqlSafe(sql));
+    for id in ids {
+        statement = statement.bind(id);
+    }
+    statement.fetch_all(conn).await
+}
+
+/// What one reader sees of a live post beside its body: fresh counts, whether the viewer
+/// likes it, and whether the viewer is or follows its author.
+#[derive(Debug, Clone, Copy, FromRow)]
+pub struct PostState {
+    /// The post.
+    pub id: u64,
+    /// Likes folded into the row so far.
+    pub like_count: u64,
+    /// Comments.
+    pub comment_count: u64,
+    /// 1 when the viewer likes the post.
+    pub liked: i64,
+    /// 1 when the viewer wrote the post or follows its author.
+    pub followed: i64,
+}
+
+/// The [`PostState`]s of the live posts among `ids` for `viewer` (0 for nobody), in one
+/// round trip: both flags are primary-key lookups per post.
+pub async fn find_post_states(
+    conn: impl Executor<'_>,
+    ids: &[u64],
+    viewer: u64,
+) -> sqlx::Result<Vec<PostState>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT p.id, p.like_count, p.comment_count, \
+           CAST(EXISTS(SELECT 1 FROM post_likes l WHERE l.post_id = p.id AND l.user_id = ?) \
+             AS SIGNED) AS liked, \
+           CAST(p.author_id = ? OR EXISTS(SELECT 1 FROM follows f \
+             WHERE f.follower_id = ? AND f.followee_id = p.author_id) AS SIGNED) AS followed \
+         FROM posts p WHERE p.id IN ({}) AND p.deleted_at IS NULL",
+        placeholders(ids.len(), "?")
+    );
+    let mut statement = query(sqlx::AssertSqlSafe(sql))
+        .bind(viewer)
+        .bind(viewer)
+        .bind(viewer);
     for id in ids {
         statement = statement.bind(id);
     }
