@@ -2,6 +2,7 @@
 //! passed in; nothing reads it globally.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser};
@@ -49,7 +50,9 @@ pub struct Config {
     #[arg(long, env = "API_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
     pub max_body_bytes: usize,
 
-    /// Longest time a request may take before it is answered with 503.
+    /// Longest time a request may take before it is answered with 503. Uploads to
+    /// `--upload-dir` are not bound by it; instead it is the longest wait between two chunks
+    /// of their body.
     #[arg(long, env = "API_REQUEST_TIMEOUT", value_parser = parse_duration, default_value = "30s")]
     pub request_timeout: Duration,
 }
@@ -191,7 +194,8 @@ pub struct FeedConfig {
     pub post_cache_ttl: Duration,
 }
 
-/// Where uploaded media go and what may be uploaded. Without a bucket, uploads are off.
+/// Where uploaded media go and what may be uploaded: an S3 bucket (`--s3-bucket`) or a local
+/// directory (`--upload-dir`), never both. With neither, uploads are off.
 #[derive(Debug, Clone, Args)]
 pub struct UploadConfig {
     /// S3 endpoint, e.g. `https://s3.eu-west-1.amazonaws.com` or a MinIO URL; AWS's own
@@ -199,9 +203,27 @@ pub struct UploadConfig {
     #[arg(long, env = "API_S3_ENDPOINT")]
     pub s3_endpoint: Option<String>,
 
-    /// Bucket that holds uploaded media; uploads are refused with 503 when unset.
+    /// Bucket that holds uploaded media. Without it or `--upload-dir`, uploads are refused
+    /// with 503.
     #[arg(long, env = "API_S3_BUCKET")]
     pub s3_bucket: Option<String>,
+
+    /// Directory that holds uploaded media, instead of a bucket: clients upload to and
+    /// download from the API itself, through URLs it signs (created if missing).
+    #[arg(long, env = "API_UPLOAD_DIR", conflicts_with = "s3_bucket")]
+    pub upload_dir: Option<PathBuf>,
+
+    /// The API's base URL as clients reach it (e.g. `https://sns.example.com`); URLs to
+    /// `--upload-dir` media start with it. Default: `http://` and the bound listen address
+    /// (0.0.0.0 and :: become loopback), which only clients on this machine can reach.
+    #[arg(long, env = "API_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// Key (at least 32 bytes) that signs `--upload-dir` URLs; API replicas sharing a
+    /// directory need the same one. Default: a random key kept in `<upload-dir>/.signing-key`
+    /// (mode 0600), so URLs survive restarts.
+    #[arg(long, env = "API_UPLOAD_SIGNING_KEY")]
+    pub upload_signing_key: Option<SecretString>,
 
     /// Region the bucket lives in (signatures name it).
     #[arg(long, env = "API_S3_REGION", default_value = "us-east-1")]
@@ -220,20 +242,20 @@ pub struct UploadConfig {
     #[arg(long, env = "API_S3_FORCE_PATH_STYLE", action = clap::ArgAction::Set)]
     pub s3_force_path_style: Option<bool>,
 
-    /// Prefix of every object key, so deployments can share a bucket.
+    /// Prefix of every object key, so deployments can share a bucket (or a directory).
     #[arg(long, env = "API_S3_KEY_PREFIX", default_value = "")]
     pub s3_key_prefix: String,
 
-    /// Public base URL of the bucket (a CDN, say): media URLs become `BASE/KEY`. When unset,
-    /// media URLs are presigned GETs.
+    /// Public base URL of the media (a CDN, say): media URLs become `BASE/KEY`. When unset,
+    /// media URLs are signed GETs.
     #[arg(long, env = "API_MEDIA_PUBLIC_BASE_URL")]
     pub media_public_base_url: Option<String>,
 
-    /// Lifetime of a presigned GET for attached media.
+    /// Lifetime of a signed GET for attached media.
     #[arg(long, env = "API_MEDIA_URL_TTL", value_parser = parse_duration, default_value = "1h")]
     pub media_url_ttl: Duration,
 
-    /// Lifetime of a presigned upload URL.
+    /// Lifetime of a signed upload URL.
     #[arg(long, env = "API_UPLOAD_URL_TTL", value_parser = parse_duration, default_value = "15m")]
     pub upload_url_ttl: Duration,
 
@@ -354,5 +376,14 @@ mod tests {
         let config = Config::try_parse_from(["sns-api"]).expect("defaults are valid");
         assert_eq!(config.auth.token_ttl, Duration::from_secs(86_400));
         assert!(config.database.database_reader_urls.is_empty());
+    }
+
+    #[test]
+    fn a_bucket_and_an_upload_dir_together_are_refused() {
+        let both =
+            Config::try_parse_from(["sns-api", "--s3-bucket", "b", "--upload-dir", "/tmp/u"]);
+        assert!(both.is_err());
+        let dir = Config::try_parse_from(["sns-api", "--upload-dir", "/tmp/u"]).expect("dir alone");
+        assert_eq!(dir.uploads.upload_dir, Some(PathBuf::from("/tmp/u")));
     }
 }

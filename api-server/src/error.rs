@@ -60,6 +60,19 @@ pub enum ApiError {
     /// The resource exists but belongs to someone else (403).
     #[error("{0}")]
     Forbidden(&'static str),
+    /// A signed URL's signature does not match its parameters, or is missing (403).
+    #[error("the URL's signature is missing or does not match its parameters")]
+    SignatureInvalid,
+    /// A signed URL's lifetime is over (403).
+    #[error("the URL has expired")]
+    UrlExpired,
+    /// A request to a signed URL carries a header other than the signed value (403); the
+    /// code names the header, e.g. `CONTENT_TYPE_MISMATCH`.
+    #[error("{header} must be `{expected}`, as signed")]
+    SignedHeaderMismatch {
+        header: &'static str,
+        expected: String,
+    },
     /// The named thing does not exist or the caller may not see it (404).
     #[error("{0} not found")]
     NotFound(&'static str),
@@ -122,7 +135,10 @@ impl ApiError {
         match self {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
-            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::Forbidden(_)
+            | Self::SignatureInvalid
+            | Self::UrlExpired
+            | Self::SignedHeaderMismatch { .. } => StatusCode::FORBIDDEN,
             Self::NotFound(_) | Self::RouteNotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict(_) => StatusCode::CONFLICT,
@@ -143,6 +159,11 @@ impl ApiError {
             Self::BadRequest { code, .. } => (*code).to_owned(),
             Self::Unauthorized => "UNAUTHORIZED".into(),
             Self::Forbidden(_) => "FORBIDDEN".into(),
+            Self::SignatureInvalid => "SIGNATURE_INVALID".into(),
+            Self::UrlExpired => "URL_EXPIRED".into(),
+            Self::SignedHeaderMismatch { header, .. } => {
+                format!("{}_MISMATCH", header.to_uppercase().replace('-', "_"))
+            }
             Self::NotFound(what) => format!("{}_NOT_FOUND", what.to_uppercase()),
             Self::RouteNotFound => "ROUTE_NOT_FOUND".into(),
             Self::MethodNotAllowed => "METHOD_NOT_ALLOWED".into(),
@@ -163,6 +184,9 @@ impl ApiError {
         match self {
             Self::Validation(fields) => serde_json::json!({ "fields": fields }),
             Self::Conflict(what) => serde_json::json!({ "field": what }),
+            Self::SignedHeaderMismatch { header, expected } => {
+                serde_json::json!({ "header": header, "expected": expected })
+            }
             Self::UploadTooLarge { field, limit, .. } => {
                 serde_json::json!({ "field": field, "max_bytes": limit })
             }
@@ -283,6 +307,17 @@ mod tests {
     fn not_found_codes_name_the_thing() {
         assert_eq!(ApiError::NotFound("post").code(), "POST_NOT_FOUND");
         assert_eq!(ApiError::NotFound("post").status(), StatusCode::NOT_FOUND);
+    }
+
+    #[test]
+    fn signed_header_mismatches_name_the_header() {
+        let error = ApiError::SignedHeaderMismatch {
+            header: "Content-Length",
+            expected: "10".into(),
+        };
+        assert_eq!(error.code(), "CONTENT_LENGTH_MISMATCH");
+        assert_eq!(error.status(), StatusCode::FORBIDDEN);
+        assert_eq!(error.details()["expected"], "10");
     }
 
     #[test]

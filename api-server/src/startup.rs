@@ -41,7 +41,13 @@ impl App {
             db.migrate().await?;
         }
         let kv = Kv::connect(&config.redis).context("configuring Redis")?;
-        let objects = ObjectStore::from_config(&config.uploads).context("configuring S3")?;
+        // Bound before the object store is built: with a local directory and no --public-url,
+        // signed URLs point at the bound address (the real port, also with port 0).
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("binding {}", config.listen))?;
+        let objects = ObjectStore::from_config(&config.uploads, listener.local_addr()?)
+            .context("configuring the upload store")?;
         let (likes, like_queue) = LikeWriter::new();
         let state = AppState {
             db,
@@ -54,9 +60,6 @@ impl App {
             metrics: Arc::new(Metrics::new().context("registering metrics")?),
             config: Arc::new(config),
         };
-        let listener = TcpListener::bind(state.config.listen)
-            .await
-            .with_context(|| format!("binding {}", state.config.listen))?;
         let router = crate::http::router(state.clone());
         let (background, stop_background) = (TaskTracker::new(), CancellationToken::new());
         if let Some(kv) = &state.kv {

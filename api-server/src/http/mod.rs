@@ -42,17 +42,23 @@ pub fn router(state: AppState) -> Router {
         state.clone(),
         crate::ratelimit::middleware::enforce_rate_limits,
     ));
-    api.merge(ops::router(openapi_json))
+    // The request timeout wraps every route but the media ones, whose uploads may take
+    // longer (they bound the wait for each chunk instead); being inside the metrics layer,
+    // timed-out requests are counted with their 503.
+    let timed = api
+        .merge(ops::router(openapi_json))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            config.request_timeout,
+        ));
+    timed
+        .merge(uploads::media_router())
         .layer(axum::middleware::from_fn(middleware::json_framework_errors))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             middleware::record_metrics,
         ))
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            config.request_timeout,
-        ))
         .layer(CatchPanicLayer::custom(middleware::panic_response))
         .layer(TraceLayer::new_for_http())
         .with_state(state)

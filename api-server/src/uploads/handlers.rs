@@ -1,21 +1,34 @@
-//! HTTP handlers of uploads.
+//! HTTP handlers of uploads, and of the local directory's signed media URLs.
 
-use axum::extract::State;
+use std::time::SystemTime;
 
+use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::header::{
+    CACHE_CONTROL, CONTENT_LENGTH, CONTENT_SECURITY_POLICY, CONTENT_TYPE, X_CONTENT_TYPE_OPTIONS,
+};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use tokio_util::io::ReaderStream;
+
+use super::local::{LocalDir, WriteError, validate_key};
 use super::media::{ALLOWED_TYPES, max_bytes};
 use super::model::{
-    ClientLimits, MAX_FILES, PostLimits, UploadLimits, UploadRequest, UploadResponse,
-    UploadTypeLimit,
+    ClientLimits, MAX_FILES, PostLimits, SignedMediaQuery, UploadLimits, UploadRequest,
+    UploadResponse, UploadTypeLimit,
 };
 use super::service;
+use super::signing::{Grant, SignatureError, unix_secs};
+use super::store::ObjectStore;
 use crate::comments::model::MAX_COMMENT_CHARS;
-use crate::error::{ErrorBody, Result};
+use crate::error::{ApiError, ErrorBody, Result};
 use crate::http::auth::AuthUser;
-use crate::http::extract::Json;
+use crate::http::extract::{Json, Path};
 use crate::posts::model::{MAX_CONTENT_CHARS, MAX_MEDIA};
 use crate::state::AppState;
 
-/// Get presigned URLs to upload media to.
+/// Get signed URLs to upload media to.
 ///
 /// Send each file with a plain HTTP `PUT` to its `url`, with exactly the listed `headers`,
 /// before `expires_at`; then list its `object_key` in a post's `media`.
@@ -65,4 +78,161 @@ pub async fn get_limits(State(state): State<AppState>) -> axum::Json<ClientLimit
         },
         comment_max_content_chars: MAX_COMMENT_CHARS,
     })
+}
+
+/// Store an upload in the local directory, through a URL `POST /uploads` signed.
+///
+/// Refused: a missing or wrong signature or parameter (403 `SIGNATURE_INVALID`), an expired
+/// URL (403 `URL_EXPIRED`), a Content-Type or Content-Length other than the signed ones (403
+/// `CONTENT_TYPE_MISMATCH`, `CONTENT_LENGTH_MISMATCH`), a body of another length (400
+/// `BODY_LENGTH_MISMATCH`) and an unsafe key (400 `INVALID_MEDIA_KEY`). Nothing is stored
+/// unless all of the body arrived.
+#[tracing::instrument(skip_all, fields(key = %key))]
+pub async fn put_media(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+    query: std::result::Result<Query<SignedMediaQuery>, QueryRejection>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<StatusCode> {
+    let local = local_dir(&state)?;
+    check_key(&key)?;
+    let Query(query) = query.map_err(|_| ApiError::SignatureInvalid)?;
+    let expires = signed_number(query.expires.as_deref())?;
+    let length = signed_number(query.length.as_deref())?;
+    let content_type = query
+        .content_type
+        .as_deref()
+        .ok_or(ApiError::SignatureInvalid)?;
+    let signature = query.sig.as_deref().ok_or(ApiError::SignatureInvalid)?;
+    local
+        .verify(
+            &key,
+            expires,
+            Grant::Put {
+                content_type,
+                length,
+            },
+            signature,
+        )
+        .map_err(refused)?;
+    let sent_type = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    if !sent_type.is_some_and(|sent| sent.trim().eq_ignore_ascii_case(content_type)) {
+        return Err(ApiError::SignedHeaderMismatch {
+            header: "Content-Type",
+            expected: content_type.to_owned(),
+        });
+    }
+    let sent_length = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if sent_length != Some(length) {
+        return Err(ApiError::SignedHeaderMismatch {
+            header: "Content-Length",
+            expected: length.to_string(),
+        });
+    }
+    let idle_timeout = state.config.request_timeout;
+    local
+        .write(
+            &key,
+            content_type,
+            length,
+            body.into_data_stream(),
+            idle_timeout,
+        )
+        .await
+        .map_err(|error| match error {
+            WriteError::TooLong => ApiError::bad_request(
+                "BODY_LENGTH_MISMATCH",
+                format!("the body is longer than the signed {length} bytes"),
+            ),
+            WriteError::Incomplete { received } => ApiError::bad_request(
+                "BODY_LENGTH_MISMATCH",
+                format!("the body ended after {received} of the signed {length} bytes"),
+            ),
+            WriteError::Stalled => ApiError::bad_request(
+                "UPLOAD_STALLED",
+                format!(
+                    "no bytes arrived for {} s; the upload was dropped",
+                    idle_timeout.as_secs()
+                ),
+            ),
+            WriteError::Io(error) => ApiError::Internal(error),
+        })?;
+    Ok(StatusCode::OK)
+}
+
+/// Serve media from the local directory, through a URL a post view signed.
+///
+/// Refused like `put_media`; 404 `MEDIA_NOT_FOUND` when nothing is stored at the key.
+#[tracing::instrument(skip_all, fields(key = %key))]
+pub async fn get_media(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+    query: std::result::Result<Query<SignedMediaQuery>, QueryRejection>,
+) -> Result<Response> {
+    let local = local_dir(&state)?;
+    check_key(&key)?;
+    let Query(query) = query.map_err(|_| ApiError::SignatureInvalid)?;
+    let expires = signed_number(query.expires.as_deref())?;
+    let signature = query.sig.as_deref().ok_or(ApiError::SignatureInvalid)?;
+    local
+        .verify(&key, expires, Grant::Get, signature)
+        .map_err(refused)?;
+    let (file, info) = local.open(&key).await?.ok_or(ApiError::NotFound("media"))?;
+    let content_type = info
+        .content_type
+        .as_deref()
+        .and_then(|value| HeaderValue::from_str(value).ok())
+        .unwrap_or(HeaderValue::from_static("application/octet-stream"));
+    let max_age = expires.saturating_sub(unix_secs(SystemTime::now()));
+    let mut response = Body::from_stream(ReaderStream::new(file)).into_response();
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, content_type);
+    headers.insert(CONTENT_LENGTH, HeaderValue::from(info.size));
+    // Cacheable until the URL expires; never sniffed or run as anything but media, since it
+    // is served from the API's own origin.
+    if let Ok(value) = HeaderValue::from_str(&format!("private, max-age={max_age}")) {
+        headers.insert(CACHE_CONTROL, value);
+    }
+    headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(
+        CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; sandbox"),
+    );
+    Ok(response)
+}
+
+/// The local directory, or 404 when the store is S3 or there is none.
+fn local_dir(state: &AppState) -> Result<&LocalDir> {
+    state
+        .objects
+        .as_ref()
+        .and_then(ObjectStore::local_dir)
+        .ok_or(ApiError::RouteNotFound)
+}
+
+fn check_key(key: &str) -> Result<()> {
+    validate_key(key).map_err(|problem| {
+        ApiError::bad_request(
+            "INVALID_MEDIA_KEY",
+            format!("`{key}` is not a media key: {problem}"),
+        )
+    })
+}
+
+/// A signed number; anything but one means the URL is not one the API signed.
+fn signed_number(value: Option<&str>) -> Result<u64> {
+    value
+        .and_then(|value| value.parse().ok())
+        .ok_or(ApiError::SignatureInvalid)
+}
+
+fn refused(error: SignatureError) -> ApiError {
+    match error {
+        SignatureError::Invalid => ApiError::SignatureInvalid,
+        SignatureError::Expired => ApiError::UrlExpired,
+    }
 }

@@ -49,6 +49,21 @@ pub struct UploadTicket {
     pub expires_at: DateTime<Utc>,
 }
 
+/// Query parameters of a signed media URL. All are optional here, so that a missing one is
+/// refused like a wrong one: as a signature that does not match (403).
+#[derive(Debug, Deserialize)]
+pub struct SignedMediaQuery {
+    /// Unix second at which the URL stops working.
+    pub expires: Option<String>,
+    /// Content-Type an upload must carry (PUT only).
+    #[serde(rename = "type")]
+    pub content_type: Option<String>,
+    /// Exact size of an upload in bytes (PUT only).
+    pub length: Option<String>,
+    /// Hex HMAC-SHA256 over the method, key, expiry, type and length.
+    pub sig: Option<String>,
+}
+
 /// `POST /uploads` response: one ticket per requested file, in order.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct UploadResponse {

@@ -16,7 +16,7 @@ use crate::state::AppState;
 /// How long a client is told to wait when the object store is down.
 const STORAGE_RETRY_AFTER: Duration = Duration::from_secs(5);
 
-/// A media object checked against the bucket, ready to be attached to a post.
+/// A media object checked against the store, ready to be attached to a post.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedMedia {
     /// Its object key.
@@ -94,7 +94,7 @@ pub fn check_upload_files(
     Ok(types)
 }
 
-/// Presigned PUTs for each file, under the caller's prefix.
+/// Signed PUTs for each file, under the caller's prefix.
 pub async fn plan_uploads(
     state: &AppState,
     user_id: u64,
@@ -232,9 +232,9 @@ pub fn attach_window(config: &UploadConfig) -> chrono::Duration {
         .unwrap_or(chrono::Duration::MAX)
 }
 
-/// Fills each media object's URL: the public base URL when configured, else a presigned
-/// GET whose start is rounded so a URL stays the same for half its lifetime (clients and
-/// CDNs can cache it).
+/// Fills each media object's URL: the public base URL when configured, else a signed GET
+/// (S3's or the local directory's) whose start is rounded so a URL stays the same for half
+/// its lifetime (clients and CDNs can cache it).
 pub async fn sign_media_urls(state: &AppState, posts: &mut [PostView]) {
     let config = &state.config.uploads;
     let ttl = config.media_url_ttl;

@@ -1,21 +1,23 @@
-//! The object store behind uploads: an S3 bucket (AWS, MinIO, or any S3-compatible server).
+//! The object store behind uploads, one of two backends with the same contract:
 //!
-//! Clients never send bytes through the API: it presigns PUTs whose signature binds the key,
-//! the Content-Type and the Content-Length, so the S3 server itself refuses anything else.
+//! - `--s3-bucket`: an S3 bucket; clients PUT to and GET from S3 through presigned URLs.
+//! - `--upload-dir`: a local directory; clients PUT to and GET from the API itself, through
+//!   `{public_url}/api/v1/media/{key}` URLs it signs and verifies (`local`, `signing`).
+//!
+//! Either way the signature binds the key, the Content-Type and the Content-Length, and the
+//! rest of uploads (planning, verifying attached media, the sweep) does not know which it is.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use anyhow::Context;
-use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region, timeout::TimeoutConfig};
-use aws_sdk_s3::presigning::PresigningConfig;
 use chrono::{DateTime, Utc};
-use secrecy::ExposeSecret;
 
+use super::local::LocalDir;
+use super::s3::S3Bucket;
+use super::signing::resolve_public_url;
 use crate::config::UploadConfig;
-
-/// Longest any one call to the object store may take.
-const OPERATION_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What a stored object is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,55 +48,40 @@ pub struct ListedObject {
     pub last_modified: DateTime<Utc>,
 }
 
-/// An S3 bucket and a client for it.
+/// Where uploaded objects live.
 #[derive(Clone)]
-pub struct ObjectStore {
-    client: aws_sdk_s3::Client,
-    bucket: String,
+pub enum ObjectStore {
+    /// An S3 bucket.
+    S3(S3Bucket),
+    /// A local directory served by the API's own media routes.
+    LocalDir(Arc<LocalDir>),
 }
 
 impl ObjectStore {
-    /// A client for the configured bucket, or `None` when no bucket is configured.
-    pub fn from_config(config: &UploadConfig) -> anyhow::Result<Option<Self>> {
-        let Some(bucket) = &config.s3_bucket else {
-            return Ok(None);
-        };
-        let access_key = config
-            .s3_access_key_id
-            .as_ref()
-            .context("--s3-access-key-id is required with --s3-bucket")?;
-        let secret_key = config
-            .s3_secret_access_key
-            .as_ref()
-            .context("--s3-secret-access-key is required with --s3-bucket")?;
-        let credentials = Credentials::new(
-            access_key,
-            secret_key.expose_secret(),
-            None,
-            None,
-            "sns-api-config",
-        );
-        let mut builder = aws_sdk_s3::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new(config.s3_region.clone()))
-            .credentials_provider(credentials)
-            .force_path_style(
-                config
-                    .s3_force_path_style
-                    .unwrap_or(config.s3_endpoint.is_some()),
-            )
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .operation_timeout(OPERATION_TIMEOUT)
-                    .build(),
-            );
-        if let Some(endpoint) = &config.s3_endpoint {
-            builder = builder.endpoint_url(endpoint);
+    /// The configured store: S3 with `--s3-bucket`, a local directory with `--upload-dir`,
+    /// `None` (uploads off) with neither, and an error with both. `bound` is the listener's
+    /// address, the local directory's public URL when `--public-url` is unset.
+    pub fn from_config(config: &UploadConfig, bound: SocketAddr) -> anyhow::Result<Option<Self>> {
+        match (&config.s3_bucket, &config.upload_dir) {
+            (Some(_), Some(_)) => anyhow::bail!(
+                "--s3-bucket and --upload-dir are both set: uploads go to one store, so set only one"
+            ),
+            (Some(bucket), None) => Ok(Some(Self::S3(S3Bucket::from_config(config, bucket)?))),
+            (None, Some(dir)) => {
+                let public_url = resolve_public_url(config, bound)?;
+                let local = LocalDir::from_config(config, dir, public_url)?;
+                Ok(Some(Self::LocalDir(Arc::new(local))))
+            }
+            (None, None) => Ok(None),
         }
-        Ok(Some(Self {
-            client: aws_sdk_s3::Client::from_conf(builder.build()),
-            bucket: bucket.clone(),
-        }))
+    }
+
+    /// The local directory, when that is the backend (its media routes serve only then).
+    pub fn local_dir(&self) -> Option<&LocalDir> {
+        match self {
+            Self::LocalDir(local) => Some(local),
+            Self::S3(_) => None,
+        }
     }
 
     /// A PUT of exactly `size` bytes of `content_type` to `key`, valid for `expires_in`.
@@ -105,23 +92,14 @@ impl ObjectStore {
         size: u64,
         expires_in: Duration,
     ) -> anyhow::Result<PresignedRequest> {
-        let request = self
-            .client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .content_type(content_type)
-            .content_length(i64::try_from(size).context("object size")?)
-            .presigned(PresigningConfig::expires_in(expires_in)?)
-            .await
-            .context("presigning a PUT")?;
-        Ok(PresignedRequest {
-            url: request.uri().to_owned(),
-            headers: request
-                .headers()
-                .map(|(name, value)| (name.to_owned(), value.to_owned()))
-                .collect(),
-        })
+        match self {
+            Self::S3(bucket) => {
+                bucket
+                    .presign_put(key, content_type, size, expires_in)
+                    .await
+            }
+            Self::LocalDir(local) => local.presign_put(key, content_type, size, expires_in),
+        }
     }
 
     /// A GET of `key`, valid for `expires_in` from `start` (callers round `start` so the
@@ -132,89 +110,60 @@ impl ObjectStore {
         start: SystemTime,
         expires_in: Duration,
     ) -> anyhow::Result<String> {
-        let presigning = PresigningConfig::builder()
-            .start_time(start)
-            .expires_in(expires_in)
-            .build()?;
-        let request = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .presigned(presigning)
-            .await
-            .context("presigning a GET")?;
-        Ok(request.uri().to_owned())
+        match self {
+            Self::S3(bucket) => bucket.presign_get(key, start, expires_in).await,
+            Self::LocalDir(local) => local.presign_get(key, start, expires_in),
+        }
     }
 
     /// What `key` holds, or `None` when nothing is stored there.
     pub async fn head(&self, key: &str) -> anyhow::Result<Option<ObjectInfo>> {
-        match self
-            .client
-            .head_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-        {
-            Ok(object) => Ok(Some(ObjectInfo {
-                size: object
-                    .content_length()
-                    .and_then(|length| u64::try_from(length).ok())
-                    .unwrap_or(0),
-                content_type: object.content_type().map(str::to_owned),
-                last_modified: object.last_modified().and_then(to_chrono),
-            })),
-            Err(error)
-                if error
-                    .raw_response()
-                    .is_some_and(|response| response.status().as_u16() == 404) =>
-            {
-                Ok(None)
-            }
-            Err(error) => Err(anyhow::Error::new(error).context(format!("HEAD {key}"))),
+        match self {
+            Self::S3(bucket) => bucket.head(key).await,
+            Self::LocalDir(local) => local.head(key).await,
         }
     }
 
-    /// Every object under `prefix`, page by page.
+    /// Every object under `prefix`.
     pub async fn list(&self, prefix: &str) -> anyhow::Result<Vec<ListedObject>> {
-        let mut pages = self
-            .client
-            .list_objects_v2()
-            .bucket(&self.bucket)
-            .prefix(prefix)
-            .into_paginator()
-            .send();
-        let mut objects = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.with_context(|| format!("listing {prefix}"))?;
-            for object in page.contents() {
-                if let (Some(key), Some(last_modified)) =
-                    (object.key(), object.last_modified().and_then(to_chrono))
-                {
-                    objects.push(ListedObject {
-                        key: key.to_owned(),
-                        last_modified,
-                    });
-                }
-            }
+        match self {
+            Self::S3(bucket) => bucket.list(prefix).await,
+            Self::LocalDir(local) => local.list(prefix).await,
         }
-        Ok(objects)
     }
 
     /// Deletes `key` (nothing happens when it is already gone).
     pub async fn delete(&self, key: &str) -> anyhow::Result<()> {
-        self.client
-            .delete_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-            .with_context(|| format!("DELETE {key}"))?;
-        Ok(())
+        match self {
+            Self::S3(bucket) => bucket.delete(key).await,
+            Self::LocalDir(local) => local.delete(key).await,
+        }
     }
 }
 
-fn to_chrono(time: &aws_sdk_s3::primitives::DateTime) -> Option<DateTime<Utc>> {
-    DateTime::from_timestamp(time.secs(), time.subsec_nanos())
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::config::Config;
+
+    #[test]
+    fn a_bucket_and_a_directory_together_are_a_startup_error() {
+        let mut config = Config::try_parse_from(["sns-api"])
+            .expect("defaults")
+            .uploads;
+        let bound = SocketAddr::from(([127, 0, 0, 1], 8080));
+        assert!(
+            ObjectStore::from_config(&config, bound)
+                .expect("no store")
+                .is_none()
+        );
+        config.s3_bucket = Some("media".into());
+        config.upload_dir = Some(std::env::temp_dir().join("never-created"));
+        let error = ObjectStore::from_config(&config, bound)
+            .err()
+            .expect("both are refused");
+        assert!(error.to_string().contains("--upload-dir"), "{error}");
+    }
 }

@@ -6,6 +6,7 @@
 //! that needs a service and does not find it fails with a message saying how to start it.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use clap::Parser;
 use reqwest::{Method, StatusCode};
@@ -115,6 +116,47 @@ pub fn use_test_bucket(config: &mut Config) {
     uploads.s3_access_key_id = Some(test_env("SNS_TEST_S3_ACCESS_KEY"));
     uploads.s3_secret_access_key = Some(test_env("SNS_TEST_S3_SECRET_KEY").into());
     uploads.s3_key_prefix = format!("t-{}/", uuid::Uuid::new_v4().simple());
+}
+
+/// Where test apps' upload directories live; each app gets one of its own below, removed
+/// when the app is dropped.
+pub fn test_upload_dirs() -> PathBuf {
+    std::env::temp_dir().join("sns-api-test-uploads")
+}
+
+/// Points the app at a fresh local upload directory (instead of a bucket), under a key prefix
+/// of its own as with the bucket.
+pub fn use_test_upload_dir(config: &mut Config) {
+    let id = uuid::Uuid::new_v4().simple();
+    config.uploads.upload_dir = Some(test_upload_dirs().join(id.to_string()));
+    config.uploads.s3_key_prefix = format!("t-{id}/");
+}
+
+/// Which object store a test app uploads to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UploadStore {
+    /// The test S3 server.
+    S3,
+    /// A local directory the API serves itself.
+    LocalDir,
+}
+
+impl UploadStore {
+    /// What the app runs on: `services` with S3; the embedded default with a directory.
+    pub fn backend(self, services: Backend) -> Backend {
+        match self {
+            Self::S3 => services,
+            Self::LocalDir => Backend::Embedded,
+        }
+    }
+
+    /// Configures the app for this store.
+    pub fn configure(self, config: &mut Config) {
+        match self {
+            Self::S3 => use_test_bucket(config),
+            Self::LocalDir => use_test_upload_dir(config),
+        }
+    }
 }
 
 /// What a test app runs on.
@@ -519,6 +561,16 @@ impl TestApp {
             }
         }
         ids
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.config.uploads.upload_dir
+            && dir.starts_with(test_upload_dirs())
+        {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 

@@ -49,6 +49,25 @@ macro_rules! on_mysql_and_embedded {
     };
 }
 
+/// Runs each named scenario `fn(UploadStore)` as two tests: on the S3 server and on a local
+/// directory served by the API.
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod s3 {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name(crate::helpers::UploadStore::S3).await;
+            })*
+        }
+        mod local_dir {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name(crate::helpers::UploadStore::LocalDir).await;
+            })*
+        }
+    };
+}
+
 mod comments;
 mod errors;
 mod feeds;
@@ -56,6 +75,7 @@ mod fixtures;
 mod follows;
 mod helpers;
 mod likes;
+mod local_uploads;
 mod openapi;
 mod ownership;
 mod posts;

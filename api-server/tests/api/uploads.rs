@@ -1,6 +1,8 @@
-//! Uploads against s3s-fs started with keys, so the S3 server itself checks every signature:
-//! presigned PUTs, what the server refuses, what the API refuses when media is attached, media
-//! URLs in post views, and the sweep of unattached uploads.
+//! Uploads on both stores: s3s-fs started with keys, so the S3 server itself checks every
+//! signature, and a local directory whose signed URLs the API serves itself. Presigned PUTs,
+//! what the API refuses when media is attached, media URLs in post views, and the sweep of
+//! unattached uploads run on both; what the S3 server refuses is here, what the API's own
+//! media routes refuse is in `local_uploads`.
 
 use std::time::Duration;
 
@@ -8,21 +10,39 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sns_api::uploads::store::ObjectStore;
 
-use crate::helpers::{Backend, TestApp, TestUser, use_test_bucket};
+use crate::helpers::{Backend, TestApp, TestResponse, TestUser, UploadStore, use_test_bucket};
+
+on_both_stores!(
+    a_client_uploads_with_a_plain_put_and_the_post_shows_the_bytes,
+    the_api_refuses_keys_that_are_not_the_callers_checked_uploads,
+    editing_a_post_replaces_its_media_after_the_same_checks,
+    the_sweep_deletes_old_unattached_uploads_and_keeps_attached_ones,
+);
 
 /// A PNG-looking body of `size` bytes (the bytes are not inspected, only counted).
-fn body_of(size: usize) -> Vec<u8> {
+pub fn body_of(size: usize) -> Vec<u8> {
     let mut bytes = b"\x89PNG\r\n\x1a\n".to_vec();
     bytes.resize(size, 7);
     bytes
 }
 
-async fn spawn() -> TestApp {
-    TestApp::spawn_with(|config, _| use_test_bucket(config)).await
+async fn spawn(store: UploadStore) -> TestApp {
+    TestApp::spawn_with_backend(store.backend(Backend::MySql), |config, _| {
+        store.configure(config)
+    })
+    .await
+}
+
+/// The app's object store, to reach it behind the API's back.
+pub fn store_of(app: &TestApp) -> ObjectStore {
+    app.state
+        .objects
+        .clone()
+        .expect("this app has an object store")
 }
 
 /// Asks for one upload ticket.
-async fn ticket(app: &TestApp, user: &TestUser, content_type: &str, size: usize) -> Value {
+pub async fn ticket(app: &TestApp, user: &TestUser, content_type: &str, size: usize) -> Value {
     let response = app
         .request(
             Method::POST,
@@ -36,39 +56,45 @@ async fn ticket(app: &TestApp, user: &TestUser, content_type: &str, size: usize)
 }
 
 /// Sends `body` to a ticket's URL with its headers, the way any HTTP client would.
-async fn put(ticket: &Value, body: Vec<u8>) -> StatusCode {
-    put_with(ticket, ticket["url"].as_str().unwrap(), body, |_, value| {
-        value.to_owned()
-    })
+pub async fn put(app: &TestApp, ticket: &Value, body: Vec<u8>) -> StatusCode {
+    put_with(
+        app,
+        ticket,
+        ticket["url"].as_str().unwrap(),
+        body,
+        |_, value| Some(value.to_owned()),
+    )
     .await
+    .status
 }
 
-/// Sends `body` to `url` with the ticket's headers, each passed through `adjust`.
-async fn put_with(
+/// Sends `body` to `url` with the ticket's headers, each passed through `adjust` (which
+/// drops a header by answering `None`).
+pub async fn put_with(
+    app: &TestApp,
     ticket: &Value,
     url: &str,
     body: Vec<u8>,
-    adjust: impl Fn(&str, &str) -> String,
-) -> StatusCode {
+    adjust: impl Fn(&str, &str) -> Option<String>,
+) -> TestResponse {
     let mut request = reqwest::Client::new().put(url);
     for (name, value) in ticket["headers"].as_object().unwrap() {
-        request = request.header(name.as_str(), adjust(name, value.as_str().unwrap()));
+        if let Some(value) = adjust(name, value.as_str().unwrap()) {
+            request = request.header(name.as_str(), value);
+        }
     }
-    request.body(body).send().await.unwrap().status()
+    app.send(request.body(body)).await
 }
 
 /// Uploads a PNG of `size` bytes and returns its key.
-async fn upload_png(app: &TestApp, user: &TestUser, size: usize) -> String {
+pub async fn upload_png(app: &TestApp, user: &TestUser, size: usize) -> String {
     let ticket = ticket(app, user, "image/png", size).await;
-    assert_eq!(put(&ticket, body_of(size)).await, StatusCode::OK);
+    assert_eq!(put(app, &ticket, body_of(size)).await, StatusCode::OK);
     ticket["object_key"].as_str().unwrap().to_owned()
 }
 
-async fn create_post(
-    app: &TestApp,
-    user: &TestUser,
-    media: &[&str],
-) -> crate::helpers::TestResponse {
+/// Creates a post with `media`.
+pub async fn create_post(app: &TestApp, user: &TestUser, media: &[&str]) -> TestResponse {
     app.request(
         Method::POST,
         "/api/v1/posts",
@@ -78,17 +104,17 @@ async fn create_post(
     .await
 }
 
-async fn fetch(url: &str) -> (StatusCode, Vec<u8>) {
+/// GETs `url` with a plain client: status and bytes.
+pub async fn fetch(url: &str) -> (StatusCode, Vec<u8>) {
     let response = reqwest::get(url).await.unwrap();
     let status = response.status();
     (status, response.bytes().await.unwrap().to_vec())
 }
 
-#[tokio::test]
-async fn a_client_uploads_with_a_plain_put_and_the_post_shows_the_bytes() {
+async fn a_client_uploads_with_a_plain_put_and_the_post_shows_the_bytes(store: UploadStore) {
     // On Redis too, so the second read comes from the post cache (which keeps keys, not URLs).
-    let app = TestApp::spawn_with_backend(Backend::Standalone, |config, _| {
-        use_test_bucket(config);
+    let app = TestApp::spawn_with_backend(store.backend(Backend::Standalone), |config, _| {
+        store.configure(config);
     })
     .await;
     let alice = app.signup("alice").await;
@@ -118,12 +144,18 @@ async fn a_client_uploads_with_a_plain_put_and_the_post_shows_the_bytes() {
     assert_eq!(ticket["method"], "PUT");
     assert_eq!(ticket["headers"]["content-type"], "image/png");
     assert_eq!(ticket["headers"]["content-length"], "1500");
+    let url = ticket["url"].as_str().unwrap();
+    if store == UploadStore::LocalDir {
+        // Without --public-url, URLs point at the address the server bound.
+        let expected = format!("{}/api/v1/media/{key}?", app.address);
+        assert!(url.starts_with(&expected), "{url}");
+    }
     let expires_at: chrono::DateTime<chrono::Utc> =
         ticket["expires_at"].as_str().unwrap().parse().unwrap();
     let ttl = expires_at - chrono::Utc::now();
     assert!(ttl > chrono::Duration::minutes(14) && ttl <= chrono::Duration::minutes(15));
     let bytes = body_of(1500);
-    assert_eq!(put(&ticket, bytes.clone()).await, StatusCode::OK);
+    assert_eq!(put(&app, &ticket, bytes.clone()).await, StatusCode::OK);
 
     let created = create_post(&app, &alice, &[key]).await;
     created.assert_status(StatusCode::CREATED);
@@ -176,7 +208,7 @@ async fn the_s3_server_refuses_whatever_the_signature_does_not_allow() {
     let alice = app.signup("alice").await;
     let ticket = ticket(&app, &alice, "image/png", 100).await;
     let url = ticket["url"].as_str().unwrap();
-    let same = |_: &str, value: &str| value.to_owned();
+    let same = |_: &str, value: &str| Some(value.to_owned());
 
     // A tampered signature.
     let signature_at = url.find("X-Amz-Signature=").unwrap() + "X-Amz-Signature=".len();
@@ -188,7 +220,9 @@ async fn the_s3_server_refuses_whatever_the_signature_does_not_allow() {
     };
     tampered.replace_range(signature_at..=signature_at, flipped);
     assert_eq!(
-        put_with(&ticket, &tampered, body_of(100), same).await,
+        put_with(&app, &ticket, &tampered, body_of(100), same)
+            .await
+            .status,
         StatusCode::FORBIDDEN
     );
 
@@ -200,39 +234,48 @@ async fn the_s3_server_refuses_whatever_the_signature_does_not_allow() {
     );
     assert_ne!(other_key, url);
     assert_eq!(
-        put_with(&ticket, &other_key, body_of(100), same).await,
+        put_with(&app, &ticket, &other_key, body_of(100), same)
+            .await
+            .status,
         StatusCode::FORBIDDEN
     );
 
     // A different Content-Type.
     let as_html = |name: &str, value: &str| {
-        if name == "content-type" {
+        Some(if name == "content-type" {
             "text/html".to_owned()
         } else {
             value.to_owned()
-        }
+        })
     };
     assert_eq!(
-        put_with(&ticket, url, body_of(100), as_html).await,
+        put_with(&app, &ticket, url, body_of(100), as_html)
+            .await
+            .status,
         StatusCode::FORBIDDEN
     );
 
     // A different Content-Length (more bytes than were declared).
     let longer = |name: &str, value: &str| {
-        if name == "content-length" {
+        Some(if name == "content-length" {
             "5000".to_owned()
         } else {
             value.to_owned()
-        }
+        })
     };
     assert_eq!(
-        put_with(&ticket, url, body_of(5000), longer).await,
+        put_with(&app, &ticket, url, body_of(5000), longer)
+            .await
+            .status,
         StatusCode::FORBIDDEN
     );
 
     // Expired.
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    assert_eq!(put(&ticket, body_of(100)).await, StatusCode::FORBIDDEN);
+    assert_eq!(
+        put(&app, &ticket, body_of(100)).await,
+        StatusCode::FORBIDDEN
+    );
 
     // None of those stored anything, so the key cannot be attached.
     let refused = create_post(&app, &alice, &[key]).await;
@@ -245,7 +288,7 @@ async fn the_s3_server_refuses_whatever_the_signature_does_not_allow() {
 
 #[tokio::test]
 async fn upload_requests_are_checked_before_any_byte_moves() {
-    let app = spawn().await;
+    let app = spawn(UploadStore::S3).await;
     let alice = app.signup("alice").await;
     let file = |content_type: &str, size: u64| json!({"file_name": "a.bin", "content_type": content_type, "size": size});
     let send = |files: Value| {
@@ -304,20 +347,17 @@ async fn upload_requests_are_checked_before_any_byte_moves() {
     anonymous.assert_error(StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
 }
 
-#[tokio::test]
-async fn the_api_refuses_keys_that_are_not_the_callers_checked_uploads() {
+async fn the_api_refuses_keys_that_are_not_the_callers_checked_uploads(store: UploadStore) {
     let app = TestApp::spawn_with(|config, _| {
-        use_test_bucket(config);
+        store.configure(config);
         config.uploads.upload_max_image_bytes = 1000;
     })
     .await;
     let alice = app.signup("alice").await;
     let bob = app.signup("bob").await;
-    let store = ObjectStore::from_config(&app.config.uploads)
-        .unwrap()
-        .unwrap();
+    let store = store_of(&app);
 
-    let reason = |response: &crate::helpers::TestResponse, field: &str| {
+    let reason = |response: &TestResponse, field: &str| {
         response.assert_error(StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_FAILED");
         response.body["error"]["details"]["fields"][field][0]
             .as_str()
@@ -351,7 +391,7 @@ async fn the_api_refuses_keys_that_are_not_the_callers_checked_uploads() {
         .await
         .unwrap();
     let ticket = json!({"url": signed.url, "headers": signed.headers});
-    assert_eq!(put(&ticket, body_of(2000)).await, StatusCode::OK);
+    assert_eq!(put(&app, &ticket, body_of(2000)).await, StatusCode::OK);
     let too_big = reason(&create_post(&app, &alice, &[&oversize]).await, "media[0]");
     assert!(too_big.contains("2000 bytes"), "{too_big}");
 
@@ -365,7 +405,7 @@ async fn the_api_refuses_keys_that_are_not_the_callers_checked_uploads() {
         .await
         .unwrap();
     let ticket = json!({"url": signed.url, "headers": signed.headers});
-    assert_eq!(put(&ticket, body_of(10)).await, StatusCode::OK);
+    assert_eq!(put(&app, &ticket, body_of(10)).await, StatusCode::OK);
     assert!(
         reason(
             &create_post(&app, &alice, &[&mislabelled]).await,
@@ -399,9 +439,8 @@ async fn the_api_refuses_keys_that_are_not_the_callers_checked_uploads() {
         .assert_status(StatusCode::CREATED);
 }
 
-#[tokio::test]
-async fn editing_a_post_replaces_its_media_after_the_same_checks() {
-    let app = spawn().await;
+async fn editing_a_post_replaces_its_media_after_the_same_checks(store: UploadStore) {
+    let app = spawn(store).await;
     let alice = app.signup("alice").await;
     let bob = app.signup("bob").await;
     let first = upload_png(&app, &alice, 10).await;
@@ -461,17 +500,14 @@ async fn editing_a_post_replaces_its_media_after_the_same_checks() {
     assert_eq!(app.get(&path, None).await.body["media"], json!([]));
 }
 
-#[tokio::test]
-async fn the_sweep_deletes_old_unattached_uploads_and_keeps_attached_ones() {
+async fn the_sweep_deletes_old_unattached_uploads_and_keeps_attached_ones(store: UploadStore) {
     let app = TestApp::spawn_with(|config, _| {
-        use_test_bucket(config);
+        store.configure(config);
         config.uploads.upload_unattached_max_age = Duration::from_secs(2);
     })
     .await;
     let alice = app.signup("alice").await;
-    let store = ObjectStore::from_config(&app.config.uploads)
-        .unwrap()
-        .unwrap();
+    let store = store_of(&app);
     let attached = upload_png(&app, &alice, 10).await;
     let unattached = upload_png(&app, &alice, 10).await;
     let on_deleted_post = upload_png(&app, &alice, 10).await;
@@ -495,7 +531,7 @@ async fn the_sweep_deletes_old_unattached_uploads_and_keeps_attached_ones() {
     assert_eq!(report.deleted, 0);
     assert!(store.head(&unattached).await.unwrap().is_some());
 
-    // S3 timestamps have one-second precision: wait past the age with a margin.
+    // S3 timestamps have one-second precision (files' finer): wait past the age with a margin.
     tokio::time::sleep(Duration::from_millis(3200)).await;
     // Past three quarters of the age, an unattached upload can no longer be attached.
     let late = create_post(&app, &alice, &[&unattached]).await;
@@ -526,7 +562,7 @@ async fn the_sweep_deletes_old_unattached_uploads_and_keeps_attached_ones() {
 }
 
 #[tokio::test]
-async fn without_a_bucket_uploads_answer_503_and_say_so_in_the_limits() {
+async fn without_a_store_uploads_answer_503_and_say_so_in_the_limits() {
     let app = TestApp::spawn().await;
     let alice = app.signup("alice").await;
     let response = app
@@ -543,4 +579,8 @@ async fn without_a_bucket_uploads_answer_503_and_say_so_in_the_limits() {
         app.get("/api/v1/config", None).await.body["uploads"]["enabled"],
         false
     );
+    // The local directory's media routes exist only with one.
+    app.get("/api/v1/media/media/1/x.png?expires=1&sig=00", None)
+        .await
+        .assert_error(StatusCode::NOT_FOUND, "ROUTE_NOT_FOUND");
 }
