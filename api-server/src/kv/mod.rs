@@ -7,6 +7,7 @@
 pub mod batch;
 pub mod breaker;
 pub mod keys;
+pub mod memory;
 pub mod slots;
 
 use std::collections::HashMap;
