@@ -287,7 +287,10 @@ pub fn first_error(replies: Vec<Value>) -> redis::RedisResult<()> {
 
 #[cfg(test)]
 mod tests {
+    use clap::Parser;
+
     use super::*;
+    use crate::config::Config;
     use crate::kv::memory::MemoryStore;
 
     fn store() -> MemoryStore {
@@ -371,5 +374,38 @@ mod tests {
             panic!("expected an error");
         };
         assert_eq!(error.code(), "WRONGTYPE");
+    }
+
+    #[tokio::test]
+    async fn feeds_written_and_read_through_the_module_behave_as_on_redis() {
+        let config = Config::try_parse_from(["sns-api"]).expect("defaults are valid");
+        let kv = Kv::in_process(&config.redis);
+        write_feed(&kv, 1, &[30, 20, 10], 10, 60)
+            .await
+            .expect("written");
+        insert_ids(&kv, 1, &[40, 5], 3).await.expect("inserted");
+        let slice = read_slice(&kv, 1, None, 10, 60).await.expect("read");
+        assert_eq!(
+            slice,
+            FeedSlice::Present {
+                floor: 20,
+                ids: vec![40, 30, 20]
+            }
+        );
+        let older = read_slice(&kv, 1, Some(30), 10, 60).await.expect("read");
+        assert_eq!(
+            older,
+            FeedSlice::Present {
+                floor: 20,
+                ids: vec![20]
+            }
+        );
+        remove_ids(&kv, 1, &[30]).await.expect("removed");
+        assert!(feed_exists(&kv, 1).await.expect("checked"));
+        delete_feed(&kv, 1).await.expect("deleted");
+        assert_eq!(
+            read_slice(&kv, 1, None, 10, 60).await.expect("read"),
+            FeedSlice::Missing
+        );
     }
 }

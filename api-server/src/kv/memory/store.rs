@@ -127,9 +127,13 @@ impl MemoryStore {
 mod tests {
     use std::time::Duration;
 
+    use clap::Parser;
     use redis::cmd;
 
     use super::*;
+    use crate::config::Config;
+    use crate::kv::Kv;
+    use crate::kv::breaker::BreakerState;
 
     fn command(line: &str) -> Cmd {
         let mut words = line.split_whitespace();
@@ -145,6 +149,11 @@ mod tests {
             Value::ServerError(error) => Some(error.code()),
             _ => None,
         }
+    }
+
+    fn kv() -> Kv {
+        let config = Config::try_parse_from(["sns-api"]).expect("defaults are valid");
+        Kv::in_process(&config.redis)
     }
 
     #[test]
@@ -210,5 +219,68 @@ mod tests {
         assert_eq!(code(&store.execute(&evalsha)), Some("NOSCRIPT"));
         store.load_script(&script);
         assert_eq!(store.execute(&evalsha), Value::Int(1));
+    }
+
+    #[tokio::test]
+    async fn kv_in_process_answers_like_a_server_and_keeps_the_breaker_closed() {
+        let kv = kv();
+        kv.ping().await.expect("always up");
+        assert_eq!(kv.cluster_masters().await, None);
+        let mut zadd = cmd("ZADD");
+        zadd.arg(kv.keys().feed(1)).arg(1).arg(1);
+        assert_eq!(kv.query::<i64>(&zadd).await.expect("added"), 1);
+        for _ in 0..50 {
+            let mut get = cmd("GET");
+            get.arg(kv.keys().feed(1));
+            let error = kv
+                .query::<Option<String>>(&get)
+                .await
+                .expect_err("WRONGTYPE");
+            assert_eq!(error.code(), Some("WRONGTYPE"));
+        }
+        assert_eq!(kv.breaker_state(), BreakerState::Closed);
+        let mut batch = Batch::new();
+        batch.replicated();
+        batch
+            .add("a", command("SET a 1"))
+            .add("a", command("INCR a"))
+            .add("z", command("NOPE z"));
+        let replies = kv.run(batch).await.expect("one reply per command");
+        assert_eq!(replies[..2], [Value::Okay, Value::Int(2)]);
+        assert_eq!(code(&replies[2]), Some("ERR"));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn many_tasks_incrementing_one_key_count_exactly() {
+        let kv = kv();
+        let key = Arc::new(kv.keys().like_delta(1));
+        let tasks: Vec<_> = (0..16)
+            .map(|task| {
+                let (kv, key) = (kv.clone(), key.clone());
+                tokio::spawn(async move {
+                    for _ in 0..250 {
+                        if task % 2 == 0 {
+                            let mut incr = cmd("INCR");
+                            incr.arg(key.as_str());
+                            kv.query::<i64>(&incr).await.expect("counted");
+                        } else {
+                            let mut batch = Batch::new();
+                            let mut incrby = cmd("INCRBY");
+                            incrby.arg(key.as_str()).arg(1);
+                            let mut expire = cmd("EXPIRE");
+                            expire.arg(key.as_str()).arg(60).arg("NX");
+                            batch.add(key.as_str(), incrby).add(key.as_str(), expire);
+                            kv.run(batch).await.expect("counted");
+                        }
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.expect("the task ran");
+        }
+        let mut get = cmd("GET");
+        get.arg(key.as_str());
+        assert_eq!(kv.query::<i64>(&get).await.expect("read"), 16 * 250);
     }
 }
