@@ -49,7 +49,8 @@ return added
 
 /// FEED_INSERT for the in-process store: the Lua's steps in order, one [`Keyspace::call`] per
 /// `redis.call`, with Lua's numbers (ids, floor and cap compared as doubles) and its errors
-/// (a nil compared or concatenated aborts the script).
+/// (a nil compared or concatenated aborts the script). Errors carry Redis's codes; their
+/// messages leave out the Lua line and script hash Redis appends.
 fn feed_insert_in_process(keyspace: &mut Keyspace, key: &[u8], args: &[&[u8]]) -> Value {
     feed_insert(keyspace, key, args).unwrap_or_else(Value::ServerError)
 }

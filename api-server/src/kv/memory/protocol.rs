@@ -169,7 +169,12 @@ pub(super) fn format_score(value: f64) -> Vec<u8> {
         };
     }
     if value == 0.0 {
-        return b"0".to_vec();
+        // Stored scores are never -0, but ZADD INCR answers with the score it computed.
+        return if value.is_sign_negative() {
+            b"-0".to_vec()
+        } else {
+            b"0".to_vec()
+        };
     }
     // 17 significant digits, then %g's choice: scientific when the exponent is below -4 or
     // at least the precision, fixed otherwise; trailing zeros dropped either way.
@@ -257,6 +262,7 @@ mod tests {
             (123_456_789_012_345_678.0, "1.2345678901234568e+17"),
             (9_007_199_254_740_993.0, "9007199254740992"),
             (-2.0, "-2"),
+            (-0.0, "-0"),
             (f64::INFINITY, "inf"),
             (f64::NEG_INFINITY, "-inf"),
         ] {

@@ -88,11 +88,11 @@ pub(super) fn zadd(keyspace: &mut Keyspace, args: &[&[u8]]) -> Reply {
             }
             None if xx => {}
             None => {
-                let score = Score::new(score).ok_or_else(nan)?;
-                set.insert(member, score);
+                set.insert(member, Score::new(score).ok_or_else(nan)?);
                 added += 1;
                 processed += 1;
-                new_score = score.get();
+                // The reply shows the score as given (`-0`), the set stores it as `0`.
+                new_score = score;
             }
         }
     }
@@ -314,6 +314,9 @@ mod tests {
         assert_eq!(run(&mut ks, "zadd f nx incr 1 a"), Value::Nil);
         assert_eq!(run(&mut ks, "zadd f xx incr 1 zz"), Value::Nil);
         assert_eq!(run(&mut ks, "zadd f xx 1 zz"), Value::Int(0));
+        assert_eq!(run(&mut ks, "zadd f incr -0 neg"), text("-0"));
+        assert_eq!(run(&mut ks, "zscore f neg"), text("0"));
+        assert_eq!(run(&mut ks, "zrem f neg"), Value::Int(1));
         assert_eq!(run(&mut ks, "zadd nope xx 1 zz"), Value::Int(0));
         assert_eq!(run(&mut ks, "exists nope"), Value::Int(0));
         assert_eq!(run(&mut ks, "zadd f gt ch 1 a 4 new"), Value::Int(1));

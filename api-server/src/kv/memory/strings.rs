@@ -33,23 +33,25 @@ pub(super) fn set(keyspace: &mut Keyspace, args: &[&[u8]]) -> Reply {
     let (key, value) = (args[1], args[2]);
     let (mut nx, mut xx, mut get) = (false, false, false);
     let mut expiry = Expiry::Clear;
-    let mut expiry_given = false;
     let mut options = args[3..].iter();
     while let Some(option) = options.next() {
+        // An expiry option may repeat (the last one counts) but not mix with another kind.
         if is(option, "NX") && !xx {
             nx = true;
         } else if is(option, "XX") && !nx {
             xx = true;
         } else if is(option, "GET") {
             get = true;
-        } else if is(option, "KEEPTTL") && !expiry_given {
-            expiry_given = true;
+        } else if is(option, "KEEPTTL") && matches!(expiry, Expiry::Clear | Expiry::Keep) {
             expiry = Expiry::Keep;
         } else if let Some(unit) = expiry_unit(option)
-            && !expiry_given
+            && match &expiry {
+                Expiry::Clear => true,
+                Expiry::Keep => false,
+                Expiry::After(_, given) => *given == unit,
+            }
         {
             let amount = options.next().ok_or_else(|| error(SYNTAX))?;
-            expiry_given = true;
             expiry = Expiry::After(amount.to_vec(), unit);
         } else {
             return Err(error(SYNTAX));
@@ -204,11 +206,13 @@ mod tests {
         assert_eq!(run(&mut ks, "ttl k"), Value::Int(10));
         assert_eq!(run(&mut ks, "set k v px 2500"), Value::Okay);
         assert_eq!(run(&mut ks, "pttl k"), Value::Int(2500));
-        assert_eq!(run(&mut ks, "set k w keepttl"), Value::Okay);
+        assert_eq!(run(&mut ks, "set k w keepttl keepttl"), Value::Okay);
         assert_eq!(run(&mut ks, "pttl k"), Value::Int(2500));
         assert_eq!(run(&mut ks, "set k v"), Value::Okay);
         assert_eq!(run(&mut ks, "ttl k"), Value::Int(-1));
-        run(&mut ks, "set k v ex 1");
+        // A repeated expiry option: the last one counts.
+        assert_eq!(run(&mut ks, "set k v ex 100 ex 1"), Value::Okay);
+        assert_eq!(run(&mut ks, "ttl k"), Value::Int(1));
         ks.begin(11_001);
         assert_eq!(run(&mut ks, "get k"), Value::Nil);
     }
@@ -236,6 +240,12 @@ mod tests {
             "ERR value is not an integer or out of range"
         );
         assert_eq!(err(&mut ks, "set k v px 10 ex 10"), "ERR syntax error");
+        assert_eq!(err(&mut ks, "set k v ex 10 keepttl"), "ERR syntax error");
+        assert_eq!(err(&mut ks, "set k v keepttl px 10"), "ERR syntax error");
+        assert_eq!(
+            err(&mut ks, "set k v ex 10 ex x"),
+            "ERR value is not an integer or out of range"
+        );
         assert_eq!(err(&mut ks, "set k v nx xx"), "ERR syntax error");
         assert_eq!(err(&mut ks, "set k v foo"), "ERR syntax error");
         assert_eq!(err(&mut ks, "set k v ex"), "ERR syntax error");
