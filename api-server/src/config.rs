@@ -146,6 +146,14 @@ pub struct RedisConfig {
     /// Pause between two replayed jobs once Redis is back, so the replay does not flood it.
     #[arg(long, env = "API_RECOVERY_REPLAY_DELAY", value_parser = parse_duration, default_value = "50ms")]
     pub recovery_replay_delay: Duration,
+
+    /// Keys the in-process store (used instead of Redis by the embedded default) holds at
+    /// most; past it, keys with a TTL are evicted least recently used first, and a write that
+    /// would add a key fails when none is left. Every key the API writes has a TTL; a key
+    /// holds one cached post, one counter, or one feed of up to `--feed-cap` ids (about
+    /// 100 bytes each).
+    #[arg(long, env = "API_MEMORY_STORE_MAX_KEYS", default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub memory_store_max_keys: u64,
 }
 
 /// How home feeds are built and kept.
@@ -376,6 +384,7 @@ mod tests {
         let config = Config::try_parse_from(["sns-api"]).expect("defaults are valid");
         assert_eq!(config.auth.token_ttl, Duration::from_secs(86_400));
         assert!(config.database.database_reader_urls.is_empty());
+        assert_eq!(config.redis.memory_store_max_keys, 1_000_000);
     }
 
     #[test]

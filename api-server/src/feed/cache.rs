@@ -6,11 +6,16 @@
 //! below its floor, trims to the cap and raises the floor to the lowest id it kept. Reads
 //! serve from Redis only above the floor; below it they continue in MySQL (no gap can hide
 //! inside a cache that was trimmed or partly rebuilt).
+//!
+//! The in-process store (embedded default) cannot run Lua: the insert script carries a Rust
+//! body that makes the same calls in the same order, tested below on the cases the Lua
+//! handles.
 
 use std::sync::{Arc, LazyLock};
 
-use redis::{Value, cmd};
+use redis::{ServerError, Value, cmd};
 
+use crate::kv::memory::{Keyspace, error_reply};
 use crate::kv::{Batch, Kv, LuaScript};
 
 /// Member prefix of the completeness marker.
@@ -38,8 +43,96 @@ if excess > 0 then
 end
 return added
 ",
+        feed_insert_in_process,
     ))
 });
+
+/// FEED_INSERT for the in-process store: the Lua's steps in order, one [`Keyspace::call`] per
+/// `redis.call`, with Lua's numbers (ids, floor and cap compared as doubles) and its errors
+/// (a nil compared or concatenated aborts the script). Errors carry Redis's codes; their
+/// messages leave out the Lua line and script hash Redis appends.
+fn feed_insert_in_process(keyspace: &mut Keyspace, key: &[u8], args: &[&[u8]]) -> Value {
+    feed_insert(keyspace, key, args).unwrap_or_else(Value::ServerError)
+}
+
+fn feed_insert(keyspace: &mut Keyspace, key: &[u8], args: &[&[u8]]) -> Result<Value, ServerError> {
+    let markers = members(keyspace.call(&[b"ZRANGEBYSCORE", key, b"+inf", b"+inf"])?);
+    let Some(marker) = markers.into_iter().next() else {
+        return Ok(Value::Int(0));
+    };
+    // string.sub(marker[1], 7): the bytes after `floor:`.
+    let floor = lua_number(marker.get(FLOOR_PREFIX.len()..).unwrap_or_default());
+    let mut added = 0;
+    for id in args.iter().skip(1) {
+        let (Some(id_number), Some(floor)) = (lua_number(id), floor) else {
+            return Err(error_reply(
+                "ERR user_script: attempt to compare nil with number",
+            ));
+        };
+        if id_number >= floor {
+            added += integer(&keyspace.call(&[b"ZADD", key, id, id])?);
+        }
+    }
+    let cap = args
+        .first()
+        .and_then(|cap| lua_number(cap))
+        .ok_or_else(|| {
+            error_reply("ERR user_script: attempt to perform arithmetic on a nil value")
+        })?;
+    let excess = integer(&keyspace.call(&[b"ZCARD", key])?) as f64 - 1.0 - cap;
+    if excess > 0.0 {
+        let last_rank = lua_format(excess - 1.0);
+        keyspace.call(&[b"ZREMRANGEBYRANK", key, b"0", last_rank.as_bytes()])?;
+        let lowest = members(keyspace.call(&[b"ZRANGE", key, b"0", b"0"])?)
+            .into_iter()
+            .next()
+            .ok_or_else(|| error_reply("ERR user_script: attempt to concatenate a nil value"))?;
+        keyspace.call(&[b"ZREM", key, &marker])?;
+        let new_marker = [FLOOR_PREFIX.as_bytes(), &lowest].concat();
+        keyspace.call(&[b"ZADD", key, b"+inf", &new_marker])?;
+    }
+    Ok(Value::Int(added))
+}
+
+/// The members of a range reply.
+fn members(reply: Value) -> Vec<Vec<u8>> {
+    match reply {
+        Value::Array(items) => items
+            .into_iter()
+            .filter_map(|item| match item {
+                Value::BulkString(bytes) => Some(bytes),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// An integer reply as a Lua number.
+fn integer(reply: &Value) -> i64 {
+    match reply {
+        Value::Int(n) => *n,
+        _ => 0,
+    }
+}
+
+/// Lua 5.1's `tonumber` of a string: a decimal or hex number, spaces around allowed.
+fn lua_number(text: &[u8]) -> Option<f64> {
+    let text = std::str::from_utf8(text).ok()?.trim_ascii();
+    if let Some(hex) = text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+        return u64::from_str_radix(hex, 16).ok().map(|n| n as f64);
+    }
+    text.parse().ok()
+}
+
+/// A Lua number as `redis.call` sends it (`%.14g`; whole numbers without a fraction).
+fn lua_format(number: f64) -> String {
+    if number.fract() == 0.0 && number.abs() < 1e14 {
+        format!("{}", number as i64)
+    } else {
+        format!("{number}")
+    }
+}
 
 /// A slice of a user's Redis feed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -191,4 +284,129 @@ pub fn first_error(replies: Vec<Value>) -> redis::RedisResult<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::config::Config;
+    use crate::kv::memory::MemoryStore;
+
+    fn store() -> MemoryStore {
+        MemoryStore::new(100)
+    }
+
+    fn command(store: &MemoryStore, line: &str) -> Value {
+        let mut words = line.split_whitespace();
+        let mut command = cmd(words.next().expect("a command"));
+        for word in words {
+            command.arg(word);
+        }
+        store.execute(&command)
+    }
+
+    async fn insert(store: &MemoryStore, key: &str, cap: u32, ids: &[u64]) -> Value {
+        let mut batch = Batch::new();
+        batch.add_script(&FEED_INSERT, key, (cap, ids));
+        store.run(batch).await.remove(0)
+    }
+
+    fn feed(store: &MemoryStore, key: &str) -> Vec<String> {
+        members(command(store, &format!("ZRANGE {key} 0 -1")))
+            .into_iter()
+            .map(|member| String::from_utf8(member).expect("utf-8"))
+            .collect()
+    }
+
+    // Each case was run with the Lua source on redis-server 7.0.15 (EVAL); the replies and
+    // the resulting sets are the ones Redis gave.
+
+    #[tokio::test]
+    async fn without_a_marker_nothing_is_added() {
+        let store = store();
+        command(&store, "ZADD f 5 5");
+        assert_eq!(insert(&store, "f", 10, &[7]).await, Value::Int(0));
+        assert_eq!(feed(&store, "f"), ["5"]);
+        assert_eq!(insert(&store, "missing", 10, &[7]).await, Value::Int(0));
+        assert_eq!(command(&store, "EXISTS missing"), Value::Int(0));
+    }
+
+    #[tokio::test]
+    async fn ids_below_the_floor_are_ignored() {
+        let store = store();
+        command(&store, "ZADD f 100 100 150 150 +inf floor:100");
+        assert_eq!(
+            insert(&store, "f", 10, &[50, 120, 150]).await,
+            Value::Int(1)
+        );
+        assert_eq!(feed(&store, "f"), ["100", "120", "150", "floor:100"]);
+    }
+
+    #[tokio::test]
+    async fn trimming_to_the_cap_raises_the_floor_to_the_lowest_kept_id() {
+        let store = store();
+        command(&store, "ZADD f 100 100 110 110 120 120 +inf floor:100");
+        assert_eq!(insert(&store, "f", 3, &[130, 140]).await, Value::Int(2));
+        assert_eq!(feed(&store, "f"), ["120", "130", "140", "floor:120"]);
+
+        command(&store, "ZADD g +inf floor:10");
+        assert_eq!(
+            insert(&store, "g", 2, &[9, 10, 11, 12, 13]).await,
+            Value::Int(4)
+        );
+        assert_eq!(feed(&store, "g"), ["12", "13", "floor:12"]);
+    }
+
+    #[tokio::test]
+    async fn a_zero_cap_keeps_only_a_marker_as_the_lua_does() {
+        let store = store();
+        command(&store, "ZADD f 1 1 2 2 +inf floor:1");
+        assert_eq!(insert(&store, "f", 0, &[3]).await, Value::Int(1));
+        assert_eq!(feed(&store, "f"), ["floor:floor:1"]);
+    }
+
+    #[tokio::test]
+    async fn a_key_of_another_type_is_wrongtype() {
+        let store = store();
+        command(&store, "SET s x");
+        let Value::ServerError(error) = insert(&store, "s", 10, &[1]).await else {
+            panic!("expected an error");
+        };
+        assert_eq!(error.code(), "WRONGTYPE");
+    }
+
+    #[tokio::test]
+    async fn feeds_written_and_read_through_the_module_behave_as_on_redis() {
+        let config = Config::try_parse_from(["sns-api"]).expect("defaults are valid");
+        let kv = Kv::in_process(&config.redis);
+        write_feed(&kv, 1, &[30, 20, 10], 10, 60)
+            .await
+            .expect("written");
+        insert_ids(&kv, 1, &[40, 5], 3).await.expect("inserted");
+        let slice = read_slice(&kv, 1, None, 10, 60).await.expect("read");
+        assert_eq!(
+            slice,
+            FeedSlice::Present {
+                floor: 20,
+                ids: vec![40, 30, 20]
+            }
+        );
+        let older = read_slice(&kv, 1, Some(30), 10, 60).await.expect("read");
+        assert_eq!(
+            older,
+            FeedSlice::Present {
+                floor: 20,
+                ids: vec![20]
+            }
+        );
+        remove_ids(&kv, 1, &[30]).await.expect("removed");
+        assert!(feed_exists(&kv, 1).await.expect("checked"));
+        delete_feed(&kv, 1).await.expect("deleted");
+        assert_eq!(
+            read_slice(&kv, 1, None, 10, 60).await.expect("read"),
+            FeedSlice::Missing
+        );
+    }
 }

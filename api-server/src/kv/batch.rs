@@ -18,20 +18,31 @@ use std::sync::Arc;
 
 use redis::{Cmd, Value};
 
-/// A Lua script sent by hash (EVALSHA) and loaded on a node that does not know it yet.
+use super::memory::InProcessScript;
+
+/// A Lua script sent by hash (EVALSHA) and loaded on a node that does not know it yet, with
+/// the Rust equivalent that the in-process store runs instead (it has no Lua interpreter).
 #[derive(Debug)]
 pub struct LuaScript {
     code: &'static str,
     hash: String,
+    in_process: InProcessScript,
 }
 
 impl LuaScript {
-    /// Wraps a script's source.
-    pub fn new(code: &'static str) -> Self {
+    /// Wraps a script's source and its in-process equivalent, which must answer every call
+    /// as the Lua does.
+    pub fn new(code: &'static str, in_process: InProcessScript) -> Self {
         Self {
             code,
             hash: redis::Script::new(code).get_hash().to_owned(),
+            in_process,
         }
+    }
+
+    /// The Rust equivalent of the script, for the in-process store.
+    pub fn in_process(&self) -> InProcessScript {
+        self.in_process
     }
 
     /// The script's source.

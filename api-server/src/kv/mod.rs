@@ -3,10 +3,13 @@
 //! [`Kv`] runs single commands ([`Kv::query`]) and batches of independent single-key commands
 //! ([`Kv::run`], see `batch.rs`), each bounded by a timeout. Keys come from [`RedisKeys`].
 //! Connections are made lazily, so the API starts (and serves its fallbacks) while Redis is down.
+//! [`Kv::in_process`] serves the same calls from an in-process store (`memory/`) instead, for
+//! the embedded default without a Redis server.
 
 pub mod batch;
 pub mod breaker;
 pub mod keys;
+pub mod memory;
 pub mod slots;
 
 use std::collections::HashMap;
@@ -25,6 +28,7 @@ pub use batch::{Batch, LuaScript};
 use batch::{ReplyAction, classify, key_slot};
 use breaker::{Breaker, BreakerSettings, BreakerState};
 pub use keys::RedisKeys;
+use memory::MemoryStore;
 use slots::{NodeAddr, SlotMap};
 
 use crate::config::RedisConfig;
@@ -59,6 +63,9 @@ pub struct KvObserver {
 enum Backend {
     Standalone(ConnectionManager),
     Cluster(Box<Cluster>),
+    /// No server: commands run on an in-process store, so they never fail for want of Redis
+    /// and the breaker stays closed.
+    InProcess(Arc<MemoryStore>),
 }
 
 /// A Redis Cluster reached through one multiplexed connection per node, routed by our own
@@ -137,7 +144,22 @@ impl Kv {
         } else {
             return Ok(None);
         };
-        Ok(Some(Self {
+        Ok(Some(Self::with_backend(backend, config)))
+    }
+
+    /// An in-process store with Redis's semantics and no server, for the embedded default:
+    /// the key prefix and `--memory-store-max-keys` come from `config`; the server settings
+    /// (URL, cluster nodes) are not used.
+    pub fn in_process(config: &RedisConfig) -> Self {
+        let max_keys = usize::try_from(config.memory_store_max_keys).unwrap_or(usize::MAX);
+        Self::with_backend(
+            Backend::InProcess(Arc::new(MemoryStore::new(max_keys))),
+            config,
+        )
+    }
+
+    fn with_backend(backend: Backend, config: &RedisConfig) -> Self {
+        Self {
             inner: Arc::new(Inner {
                 backend,
                 keys: RedisKeys::new(config.redis_key_prefix.clone()),
@@ -151,7 +173,7 @@ impl Kv {
                 }),
                 observer: OnceLock::new(),
             }),
-        }))
+        }
     }
 
     /// The key builder under this deployment's prefix.
@@ -214,6 +236,10 @@ impl Kv {
                 self.bounded(cmd.query_async::<Value>(&mut manager.clone()))
                     .await?
             }
+            Backend::InProcess(store) => match store.execute(cmd) {
+                Value::ServerError(error) => return Err(RedisError::from(error)),
+                reply => reply,
+            },
             Backend::Cluster(_) => {
                 // Routed like a batch of one, by the command's first key.
                 let key = cmd
@@ -240,9 +266,11 @@ impl Kv {
 
     /// Checks that Redis can serve, bypassing the breaker (health checks must reach Redis
     /// even while it is open): PING on a standalone server; on a cluster, a node that
-    /// answers must report `cluster_state:ok` (every slot served).
+    /// answers must report `cluster_state:ok` (every slot served). The in-process store
+    /// always can.
     pub async fn ping(&self) -> RedisResult<()> {
         match &self.inner.backend {
+            Backend::InProcess(_) => Ok(()),
             Backend::Standalone(manager) => self
                 .bounded(redis::cmd("PING").query_async::<String>(&mut manager.clone()))
                 .await
@@ -307,6 +335,9 @@ impl Kv {
     }
 
     async fn run_unguarded(&self, batch: Batch) -> RedisResult<Vec<Value>> {
+        if let Backend::InProcess(store) = &self.inner.backend {
+            return Ok(store.run(batch).await);
+        }
         let wait_for_replica =
             batch.replicated && matches!(self.inner.backend, Backend::Cluster(_));
         let commands = batch.commands;
@@ -473,6 +504,10 @@ impl Kv {
                         ErrorKind::Client,
                         "a cluster batch was routed to a standalone target",
                     ))),
+                    (Backend::InProcess(_), _) => Err(RedisError::from((
+                        ErrorKind::Client,
+                        "an in-process batch was routed to a server",
+                    ))),
                 }
             })
             .await;
@@ -514,7 +549,7 @@ impl Kv {
                 .bounded(load.query_async::<Value>(&mut manager.clone()))
                 .await
                 .map(drop),
-            (Backend::Cluster(_), Target::Standalone) => Ok(()),
+            (Backend::Cluster(_), Target::Standalone) | (Backend::InProcess(_), _) => Ok(()),
         }
     }
 
@@ -554,7 +589,8 @@ impl Kv {
         }
     }
 
-    /// The masters of the cluster, or `None` on a standalone server (for per-master SCAN).
+    /// The masters of the cluster, or `None` on a standalone server or the in-process store
+    /// (for per-master SCAN).
     pub async fn cluster_masters(&self) -> Option<Vec<String>> {
         let Backend::Cluster(cluster) = &self.inner.backend else {
             return None;
