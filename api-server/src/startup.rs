@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
-use crate::db::Db;
+use crate::db::{Backend, Db};
 use crate::feed::service::FeedRuntime;
 use crate::http::auth::TokenKeys;
 use crate::kv::Kv;
@@ -20,6 +20,7 @@ use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
 use crate::state::AppState;
 use crate::uploads::store::ObjectStore;
+use secrecy::ExposeSecret;
 
 /// How often the like flusher recounts marked posts.
 const LIKE_FLUSH_INTERVAL: Duration = Duration::from_millis(500);
@@ -35,12 +36,25 @@ pub struct App {
 
 impl App {
     /// Connects the stores, applies migrations when configured, and binds the listener.
-    pub async fn build(config: Config) -> anyhow::Result<Self> {
+    pub async fn build(mut config: Config) -> anyhow::Result<Self> {
         let db = Db::connect(&config.database)?;
         if config.database.database_migrate {
             db.migrate().await?;
         }
-        let kv = Kv::connect(&config.redis).context("configuring Redis")?;
+        let embedded = db.backend() == Backend::Sqlite;
+        let mut kv = Kv::connect(&config.redis).context("configuring Redis")?;
+        if embedded {
+            // The embedded default: one process, so what Redis shares between API replicas
+            // (feeds, post cache, like deltas, rate-limit counters) can live in it.
+            if kv.is_none() {
+                kv = Some(Kv::in_process(&config.redis));
+            }
+            if config.uploads.s3_bucket.is_none() && config.uploads.upload_dir.is_none() {
+                config.uploads.upload_dir =
+                    crate::db::sqlite_file(config.database.database_url.expose_secret())
+                        .map(|file| file.with_file_name("uploads"));
+            }
+        }
         // Bound before the object store is built: with a local directory and no --public-url,
         // signed URLs point at the bound address (the real port, also with port 0).
         let listener = TcpListener::bind(config.listen)
@@ -48,6 +62,20 @@ impl App {
             .with_context(|| format!("binding {}", config.listen))?;
         let objects = ObjectStore::from_config(&config.uploads, listener.local_addr()?)
             .context("configuring the upload store")?;
+        tracing::info!(
+            database = if embedded { "sqlite" } else { "mysql" },
+            store = match &kv {
+                Some(kv) if kv.is_in_process() => "in-process",
+                Some(_) => "redis",
+                None => "none",
+            },
+            uploads = match &config.uploads.upload_dir {
+                Some(dir) if objects.is_some() => dir.display().to_string(),
+                _ if objects.is_some() => "s3".to_owned(),
+                _ => "off".to_owned(),
+            },
+            "stores ready"
+        );
         let (likes, like_queue) = LikeWriter::new();
         let state = AppState {
             db,
@@ -118,7 +146,8 @@ impl App {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        tracing::info!(addr = %self.listener.local_addr()?, "serving the API");
+        let addr = self.listener.local_addr()?;
+        tracing::info!("serving the API at http://{addr}");
         let served = axum::serve(
             self.listener,
             self.router

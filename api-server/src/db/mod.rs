@@ -247,6 +247,17 @@ fn sqlite_pool(url: &str, config: &DatabaseConfig) -> anyhow::Result<Pool> {
     ))
 }
 
+/// The file of a `sqlite:` database URL (`None` for other URLs or in-memory databases).
+pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    if !url.starts_with("sqlite:") {
+        return None;
+    }
+    let options = SqliteConnectOptions::from_str(url).ok()?;
+    let file = options.get_filename();
+    (!file.as_os_str().is_empty() && file != std::path::Path::new(":memory:"))
+        .then(|| file.to_path_buf())
+}
+
 /// How long a SQLite writer waits for the database lock before its request fails.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 

@@ -176,6 +176,11 @@ impl Kv {
         }
     }
 
+    /// Whether this is the embedded default's in-process store (not a Redis server).
+    pub fn is_in_process(&self) -> bool {
+        matches!(self.inner.backend, Backend::InProcess(_))
+    }
+
     /// The key builder under this deployment's prefix.
     pub fn keys(&self) -> &RedisKeys {
         &self.inner.keys

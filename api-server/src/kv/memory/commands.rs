@@ -1,5 +1,5 @@
 //! The command table of the in-process store, and the commands on keys of any type: DEL,
-//! EXISTS, EXPIRE/PEXPIRE, TTL/PTTL, PERSIST, plus PING, DBSIZE and EVALSHA.
+//! EXISTS, EXPIRE/PEXPIRE, TTL/PTTL, PERSIST, plus PING, DBSIZE, FLUSHALL and EVALSHA.
 
 use redis::Value;
 
@@ -35,6 +35,7 @@ const COMMANDS: &[(&str, i64, Handler)] = &[
     ("zremrangebyrank", 4, sorted_sets::zremrangebyrank),
     ("ping", -1, ping),
     ("dbsize", 1, dbsize),
+    ("flushall", -1, flushall),
     ("evalsha", -3, evalsha),
 ];
 
@@ -191,6 +192,17 @@ fn dbsize(keyspace: &mut Keyspace, _: &[&[u8]]) -> Reply {
     ))
 }
 
+/// FLUSHALL [SYNC|ASYNC]: drops every key (scripts stay loaded, as in Redis 7).
+fn flushall(keyspace: &mut Keyspace, args: &[&[u8]]) -> Reply {
+    match args {
+        [_] => {}
+        [_, mode] if mode.eq_ignore_ascii_case(b"sync") || mode.eq_ignore_ascii_case(b"async") => {}
+        _ => return Err(error("ERR syntax error")),
+    }
+    keyspace.clear();
+    Ok(Value::Okay)
+}
+
 /// EVALSHA of a script registered with its in-process body (see `MemoryStore::load_script`).
 fn evalsha(keyspace: &mut Keyspace, args: &[&[u8]]) -> Reply {
     if keyspace.in_script {
@@ -286,6 +298,9 @@ mod tests {
             "ERR wrong number of arguments for 'ping' command"
         );
         assert_eq!(run(&mut ks, "PING"), Value::SimpleString("PONG".into()));
+        run(&mut ks, "SET a 1");
+        assert_eq!(run(&mut ks, "FLUSHALL"), Value::Okay);
+        assert_eq!(run(&mut ks, "DBSIZE"), Value::Int(0));
         assert_eq!(run(&mut ks, "ping hi"), Value::BulkString(b"hi".to_vec()));
     }
 

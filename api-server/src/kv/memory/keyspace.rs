@@ -116,6 +116,13 @@ impl Keyspace {
         self.now
     }
 
+    /// Drops every key.
+    pub(super) fn clear(&mut self) {
+        self.entries.clear();
+        self.by_deadline.clear();
+        self.by_use.clear();
+    }
+
     /// Keys held, including expired ones not yet swept (as Redis's DBSIZE counts them).
     pub(super) fn len(&self) -> usize {
         self.entries.len()
