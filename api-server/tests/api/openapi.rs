@@ -44,13 +44,24 @@ async fn openapi_document_is_3_1_and_lists_every_endpoint(backend: Backend) {
     assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
 }
 
-/// schemathesis generates requests from the document; it must find no 5xx and no response
-/// that breaks the schema the document promises.
+/// schemathesis on the real services (with a bucket, so upload requests reach the
+/// presigning code).
 #[tokio::test]
 async fn schemathesis_finds_no_server_error_and_no_schema_violation() {
-    let schemathesis = test_env("SNS_SCHEMATHESIS");
-    // With a bucket, so upload requests reach the presigning code.
     let app = TestApp::spawn_with(|config, _| crate::helpers::use_test_bucket(config)).await;
+    schemathesis_finds_nothing(app).await;
+}
+
+/// schemathesis on the embedded default (SQLite, in-process store, upload directory).
+#[tokio::test]
+async fn schemathesis_finds_nothing_on_the_embedded_default() {
+    schemathesis_finds_nothing(TestApp::spawn_on_backend(Backend::Embedded).await).await;
+}
+
+/// schemathesis generates requests from the document; it must find no 5xx and no response
+/// that breaks the schema the document promises.
+async fn schemathesis_finds_nothing(app: TestApp) {
+    let schemathesis = test_env("SNS_SCHEMATHESIS");
     let user = app.signup("fuzz").await;
     // Something to find: a post with a comment, so id-based routes can hit real rows.
     let post = app.create_post(&user, "fuzz target").await;
