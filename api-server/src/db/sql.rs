@@ -405,7 +405,9 @@ impl Query {
                 Arg::I64(value) => query.bind(value),
                 Arg::Bool(value) => query.bind(value),
                 Arg::Text(value) => query.bind(value),
-                Arg::Time(value) => query.bind(value),
+                // As DATETIME (naive UTC, the columns' type): sqlx sends a `DateTime<Utc>`
+                // as TIMESTAMP, which MySQL turns into NULL past 2038.
+                Arg::Time(value) => query.bind(value.naive_utc()),
             };
         }
         query
@@ -422,7 +424,9 @@ impl Query {
                 Arg::I64(value) => query.bind(value),
                 Arg::Bool(value) => query.bind(value),
                 Arg::Text(value) => query.bind(value),
-                Arg::Time(value) => query.bind(value),
+                // As DATETIME (naive UTC, the columns' type): sqlx sends a `DateTime<Utc>`
+                // as TIMESTAMP, which MySQL turns into NULL past 2038.
+                Arg::Time(value) => query.bind(value.naive_utc()),
             };
         }
         query
