@@ -150,9 +150,10 @@ pub struct RedisConfig {
     /// Keys the in-process store (used instead of Redis by the embedded default) holds at
     /// most; past it, keys with a TTL are evicted least recently used first, and a write that
     /// would add a key fails when none is left. Every key the API writes has a TTL; a key
-    /// holds one cached post, one counter, or one feed of up to `--feed-cap` ids (about
-    /// 100 bytes each).
-    #[arg(long, env = "API_MEMORY_STORE_MAX_KEYS", default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
+    /// holds one cached post (about 1 KB), one counter, or one feed of up to `--feed-cap`
+    /// ids (about 100 bytes each): the default bounds the store to a few hundred MB for a
+    /// community whose active users' feeds fit in it.
+    #[arg(long, env = "API_MEMORY_STORE_MAX_KEYS", default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub memory_store_max_keys: u64,
 }
 

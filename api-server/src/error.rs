@@ -268,6 +268,17 @@ impl From<sqlx::Error> for ApiError {
                     retry_after: Duration::from_secs(2),
                 }
             }
+            // SQLite's database lock stayed taken past the busy timeout (SQLITE_BUSY and its
+            // extended codes, SQLITE_LOCKED): the write did not happen; retrying is safe.
+            sqlx::Error::Database(db)
+                if matches!(db.code().as_deref(), Some("5" | "6" | "261" | "517")) =>
+            {
+                tracing::warn!(error = %db, "SQLite database busy");
+                Self::Unavailable {
+                    what: "database",
+                    retry_after: Duration::from_secs(1),
+                }
+            }
             // A deadlock victim (SQLSTATE 40001) was rolled back whole: retrying is safe.
             sqlx::Error::Database(db) if db.code().as_deref() == Some("40001") => {
                 tracing::warn!(error = %db, "transaction lost a deadlock");

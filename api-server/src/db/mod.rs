@@ -71,10 +71,14 @@ impl Db {
                 config.database_reader_urls.is_empty(),
                 "reader URLs need a MySQL database (SQLite has no replicas)"
             );
-            let writer = sqlite_pool(url, config)?;
+            let (writer, reader) = sqlite_pools(url, config)?;
+            let replicas = vec![Replica {
+                pool: reader,
+                dead_until_ms: AtomicU64::new(0),
+            }];
             return Ok(Self::from_pools(
                 writer,
-                Vec::new(),
+                replicas,
                 config.database_reader_retry_after,
             ));
         }
@@ -218,9 +222,11 @@ fn lazy_pool(
     ))
 }
 
-/// Connections to a SQLite file. WAL lets readers run beside the writer; `BEGIN IMMEDIATE`
-/// (see `sql.rs`) queues writers on the database lock, each waiting up to the busy timeout.
-fn sqlite_pool(url: &str, config: &DatabaseConfig) -> anyhow::Result<Pool> {
+/// Connections to a SQLite file: a writer pool of one connection, so writers queue in order
+/// for it (SQLite lets one write at a time; several writer connections would only spin on
+/// the file lock, holding pool slots meanwhile), and a pool for reads, which WAL runs beside
+/// the writer.
+fn sqlite_pools(url: &str, config: &DatabaseConfig) -> anyhow::Result<(Pool, Pool)> {
     let options = SqliteConnectOptions::from_str(url)
         .context("parsing the SQLite database URL")?
         .create_if_missing(true)
@@ -230,21 +236,34 @@ fn sqlite_pool(url: &str, config: &DatabaseConfig) -> anyhow::Result<Pool> {
         .synchronous(SqliteSynchronous::Normal)
         .foreign_keys(true)
         .busy_timeout(SQLITE_BUSY_TIMEOUT);
-    if let Some(parent) = options.get_filename().parent()
+    let file = options.get_filename();
+    // sqlx names in-memory databases `file:sqlx-in-memory-*`; each connection would see a
+    // database of its own, and it would vanish with its last connection.
+    anyhow::ensure!(
+        !file.as_os_str().is_empty()
+            && !file.to_string_lossy().starts_with("file:sqlx-in-memory")
+            && file != std::path::Path::new(":memory:"),
+        "a SQLite database must be a file (sqlite://path/sns.db), not in memory"
+    );
+    if let Some(parent) = file.parent()
         && !parent.as_os_str().is_empty()
     {
         std::fs::create_dir_all(parent)
             .with_context(|| format!("creating the database directory {}", parent.display()))?;
     }
-    Ok(Pool::Sqlite(
-        SqlitePoolOptions::new()
-            // SQLite runs each connection on a thread of its own; a few suffice for one
-            // writer at a time and the reads beside it.
-            .max_connections(config.database_max_connections.min(SQLITE_MAX_CONNECTIONS))
-            .min_connections(0)
-            .acquire_timeout(config.database_acquire_timeout)
-            .connect_lazy_with(options),
-    ))
+    let writer = SqlitePoolOptions::new()
+        .max_connections(1)
+        .min_connections(0)
+        .acquire_timeout(config.database_acquire_timeout)
+        .connect_lazy_with(options.clone());
+    let reader = SqlitePoolOptions::new()
+        // SQLite runs each connection on a thread of its own; a few serve the reads of a
+        // process on a couple of cores.
+        .max_connections(config.database_max_connections.min(SQLITE_MAX_READERS))
+        .min_connections(0)
+        .acquire_timeout(config.database_acquire_timeout)
+        .connect_lazy_with(options);
+    Ok((Pool::Sqlite(writer), Pool::Sqlite(reader)))
 }
 
 /// The file of a `sqlite:` database URL (`None` for other URLs or in-memory databases).
@@ -261,8 +280,8 @@ pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
 /// How long a SQLite writer waits for the database lock before its request fails.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Most connections a SQLite pool opens.
-const SQLITE_MAX_CONNECTIONS: u32 = 8;
+/// Most connections the SQLite read pool opens.
+const SQLITE_MAX_READERS: u32 = 8;
 
 /// Runs a query that returns one id column, where `{ids}` in `sql` stands for one `?` per
 /// entry of `ids`; `leading` values are bound before the list and `trailing` ones after it.

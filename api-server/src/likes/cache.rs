@@ -10,15 +10,21 @@ use crate::kv::{Batch, Kv};
 /// Seconds a delta lives; far longer than any flush interval, so only abandoned ones expire.
 const DELTA_TTL_SECS: u64 = 3600;
 
-/// Adds `delta` to a post's pending count.
-pub async fn add_delta(kv: &Kv, post_id: u64, delta: i64) -> redis::RedisResult<()> {
-    let key = kv.keys().like_delta(post_id);
+/// Adds each `(post_id, delta)` to that post's pending count, all in one round trip (the
+/// like writer calls this inside its transaction, so it must not wait per post).
+pub async fn add_deltas(kv: &Kv, deltas: &[(u64, i64)]) -> redis::RedisResult<()> {
+    if deltas.is_empty() {
+        return Ok(());
+    }
     let mut batch = Batch::new();
-    let mut incr = cmd("INCRBY");
-    incr.arg(&key).arg(delta);
-    let mut expire = cmd("EXPIRE");
-    expire.arg(&key).arg(DELTA_TTL_SECS);
-    batch.add(key.clone(), incr).add(key, expire);
+    for (post_id, delta) in deltas {
+        let key = kv.keys().like_delta(*post_id);
+        let mut incr = cmd("INCRBY");
+        incr.arg(&key).arg(*delta);
+        let mut expire = cmd("EXPIRE");
+        expire.arg(&key).arg(DELTA_TTL_SECS);
+        batch.add(key.clone(), incr).add(key, expire);
+    }
     crate::feed::cache::first_error(kv.run(batch).await?)
 }
 

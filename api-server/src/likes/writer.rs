@@ -170,20 +170,22 @@ async fn try_store_batch(
     store::append_events(&mut tx, &changed_posts, now).await?;
     // Deltas go to Redis before the commit: once the flusher sees these events, the delta it
     // clears after its recount already holds them. Best effort: the likes are in MySQL.
-    let mut recorded = Vec::new();
+    // One round trip for every post of the group: the transaction (on SQLite, the database's
+    // write lock) is held meanwhile. A failed batch may have applied part of the deltas; the
+    // flusher's recount clears them within one interval.
+    let deltas: Vec<(u64, i64)> = deltas.into_iter().collect();
+    let mut recorded = false;
     if let Some(kv) = &state.kv {
-        for (post_id, delta) in &deltas {
-            match cache::add_delta(kv, *post_id, *delta).await {
-                Ok(()) => recorded.push((*post_id, *delta)),
-                Err(error) => tracing::warn!(%error, post_id, "cannot record a like delta"),
-            }
+        match cache::add_deltas(kv, &deltas).await {
+            Ok(()) => recorded = true,
+            Err(error) => tracing::warn!(%error, posts = deltas.len(), "cannot record like deltas"),
         }
     }
     if let Err(error) = tx.commit().await {
-        if let Some(kv) = &state.kv {
-            for (post_id, delta) in recorded {
-                let _ = cache::add_delta(kv, post_id, -delta).await;
-            }
+        if let (Some(kv), true) = (&state.kv, recorded) {
+            let undo: Vec<(u64, i64)> =
+                deltas.iter().map(|(post, delta)| (*post, -delta)).collect();
+            let _ = cache::add_deltas(kv, &undo).await;
         }
         return Err(error.into());
     }

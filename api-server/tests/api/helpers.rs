@@ -394,6 +394,8 @@ impl TestApp {
     }
 
     /// A connection to the app's database (the writer), for setting up and checking rows.
+    /// Drop it soon: on SQLite the app has one writer connection, and holding it stops the
+    /// app's writes.
     pub async fn db(&self) -> sns_api::db::PooledConn {
         self.state
             .db

@@ -72,14 +72,15 @@ async fn like_and_unlike_are_idempotent_and_counted(backend: Backend) {
 /// Waits (at most 5 s, the convergence the product promises) until both the shown and the
 /// stored count equal `expected`.
 async fn wait_for_like_count(app: &TestApp, post: u64, expected: u64) {
-    let mut conn = app.db().await;
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let shown =
             app.get(&format!("/api/v1/posts/{post}"), None).await.body["like_count"].as_u64();
         let (stored,): (u64,) = sns_api::db::query("SELECT like_count FROM posts WHERE id = ?")
             .bind(post)
-            .fetch_one(&mut conn)
+            // A connection per check: holding the writer (one connection on SQLite) would
+            // stop the app's own writes.
+            .fetch_one(&mut app.db().await)
             .await
             .unwrap();
         if shown == Some(expected) && stored == expected {
