@@ -1,6 +1,6 @@
 //! HTTP handlers of uploads, and of the local directory's signed media URLs.
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
@@ -134,6 +134,14 @@ pub async fn put_media(
         });
     }
     let idle_timeout = state.config.request_timeout;
+    // The body may take until the URL expires, and one more URL lifetime after that (a large
+    // video sent just before expiry over a slow link).
+    let until_expiry = SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .and_then(|now| Duration::from_secs(expires).checked_sub(now))
+        .unwrap_or_default();
+    let budget = until_expiry + state.config.uploads.upload_url_ttl;
     local
         .write(
             &key,
@@ -141,6 +149,7 @@ pub async fn put_media(
             length,
             body.into_data_stream(),
             idle_timeout,
+            budget,
         )
         .await
         .map_err(|error| match error {
@@ -157,6 +166,13 @@ pub async fn put_media(
                 format!(
                     "no bytes arrived for {} s; the upload was dropped",
                     idle_timeout.as_secs()
+                ),
+            ),
+            WriteError::TooSlow => ApiError::bad_request(
+                "UPLOAD_TOO_SLOW",
+                format!(
+                    "the body did not arrive within {} s; the upload was dropped",
+                    budget.as_secs()
                 ),
             ),
             WriteError::Io(error) => ApiError::Internal(error),

@@ -55,6 +55,8 @@ pub enum WriteError {
     },
     /// No bytes arrived for the idle timeout.
     Stalled,
+    /// The whole body did not arrive within the time the upload was given.
+    TooSlow,
     /// The filesystem failed.
     Io(anyhow::Error),
 }
@@ -259,8 +261,9 @@ impl LocalDir {
     }
 
     /// Streams `body` to `key`: exactly `length` bytes, each chunk within `idle_timeout` of
-    /// the last, into a temporary file renamed into place (with its sidecar) only when
-    /// complete. Nothing is left behind on failure.
+    /// the last and all of them within `budget` (a client trickling bytes must not hold a
+    /// connection, a file and a descriptor for days), into a temporary file renamed into
+    /// place (with its sidecar) only when complete. Nothing is left behind on failure.
     pub async fn write<E>(
         &self,
         key: &str,
@@ -268,6 +271,7 @@ impl LocalDir {
         length: u64,
         body: impl Stream<Item = Result<Bytes, E>>,
         idle_timeout: Duration,
+        budget: Duration,
     ) -> Result<(), WriteError>
     where
         E: std::fmt::Display,
@@ -289,8 +293,11 @@ impl LocalDir {
         let mut file = tokio::io::BufWriter::with_capacity(WRITE_BUFFER_BYTES, file);
         let mut received = 0u64;
         let mut body = std::pin::pin!(body);
+        let finish_by = tokio::time::Instant::now() + budget;
         loop {
-            let chunk = match tokio::time::timeout(idle_timeout, body.next()).await {
+            let left = finish_by.saturating_duration_since(tokio::time::Instant::now());
+            let chunk = match tokio::time::timeout(idle_timeout.min(left), body.next()).await {
+                Err(_) if left <= idle_timeout => return Err(WriteError::TooSlow),
                 Err(_) => return Err(WriteError::Stalled),
                 Ok(None) => break,
                 Ok(Some(Ok(chunk))) => chunk,

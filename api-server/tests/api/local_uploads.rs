@@ -303,16 +303,17 @@ async fn a_body_longer_or_shorter_than_signed_or_stalled_is_not_stored() {
         futures::stream::iter(chunks)
     };
     let idle = Duration::from_secs(5);
+    let budget = Duration::from_secs(60);
 
     let longer = local
-        .write(&key, "image/png", 100, chunks(&[60, 60]), idle)
+        .write(&key, "image/png", 100, chunks(&[60, 60]), idle, budget)
         .await;
     assert!(
         matches!(longer, Err(sns_api::uploads::local::WriteError::TooLong)),
         "{longer:?}"
     );
     let shorter = local
-        .write(&key, "image/png", 100, chunks(&[60]), idle)
+        .write(&key, "image/png", 100, chunks(&[60]), idle, budget)
         .await;
     assert!(
         matches!(
@@ -328,16 +329,36 @@ async fn a_body_longer_or_shorter_than_signed_or_stalled_is_not_stored() {
             100,
             futures::StreamExt::chain(chunks(&[60]), futures::stream::pending()),
             Duration::from_millis(100),
+            budget,
         )
         .await;
     assert!(
         matches!(stalled, Err(sns_api::uploads::local::WriteError::Stalled)),
         "{stalled:?}"
     );
+    // A trickle: every chunk within the idle timeout, the whole body not within the budget.
+    let trickle = futures::StreamExt::then(chunks(&[10; 10]), |chunk| async move {
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        chunk
+    });
+    let too_slow = local
+        .write(
+            &key,
+            "image/png",
+            100,
+            trickle,
+            Duration::from_millis(200),
+            Duration::from_millis(300),
+        )
+        .await;
+    assert!(
+        matches!(too_slow, Err(sns_api::uploads::local::WriteError::TooSlow)),
+        "{too_slow:?}"
+    );
     assert_eq!(files_in(&dir), [".signing-key"]);
 
     local
-        .write(&key, "image/png", 100, chunks(&[60, 40]), idle)
+        .write(&key, "image/png", 100, chunks(&[60, 40]), idle, budget)
         .await
         .unwrap();
     let head = store_of(&app).head(&key).await.unwrap().unwrap();
