@@ -385,7 +385,7 @@ mod tests {
         let config = Config::try_parse_from(["sns-api"]).expect("defaults are valid");
         assert_eq!(config.auth.token_ttl, Duration::from_secs(86_400));
         assert!(config.database.database_reader_urls.is_empty());
-        assert_eq!(config.redis.memory_store_max_keys, 1_000_000);
+        assert_eq!(config.redis.memory_store_max_keys, 100_000);
     }
 
     #[test]
