@@ -107,6 +107,9 @@ pub enum ApiError {
     /// The same Idempotency-Key was sent with a different request (422).
     #[error("Idempotency-Key reused with a different request")]
     IdempotencyKeyReused,
+    /// A `Range` none of whose bytes exist (416); `size` is the object's length.
+    #[error("the range starts past the object's {size} bytes")]
+    RangeNotSatisfiable { size: u64 },
     /// The caller exceeded a rate limit (429).
     #[error("rate limit exceeded")]
     RateLimited { retry_after: Duration },
@@ -147,6 +150,7 @@ impl ApiError {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE
             }
             Self::Validation(_) | Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -174,6 +178,7 @@ impl ApiError {
             Self::MediaTypeNotAllowed { .. } => "MEDIA_TYPE_NOT_ALLOWED".into(),
             Self::Validation(_) => "VALIDATION_FAILED".into(),
             Self::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED".into(),
+            Self::RangeNotSatisfiable { .. } => "RANGE_NOT_SATISFIABLE".into(),
             Self::RateLimited { .. } => "RATE_LIMITED".into(),
             Self::Unavailable { what, .. } => format!("{}_UNAVAILABLE", what.to_uppercase()),
             Self::Internal(_) => "INTERNAL".into(),
@@ -187,6 +192,7 @@ impl ApiError {
             Self::SignedHeaderMismatch { header, expected } => {
                 serde_json::json!({ "header": header, "expected": expected })
             }
+            Self::RangeNotSatisfiable { size } => serde_json::json!({ "size": size }),
             Self::UploadTooLarge { field, limit, .. } => {
                 serde_json::json!({ "field": field, "max_bytes": limit })
             }

@@ -6,10 +6,12 @@ use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::header::{
-    CACHE_CONTROL, CONTENT_LENGTH, CONTENT_SECURITY_POLICY, CONTENT_TYPE, X_CONTENT_TYPE_OPTIONS,
+    ACCEPT_RANGES, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_SECURITY_POLICY,
+    CONTENT_TYPE, RANGE, X_CONTENT_TYPE_OPTIONS,
 };
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_util::io::ReaderStream;
 
 use super::local::{LocalDir, WriteError, validate_key};
@@ -18,6 +20,7 @@ use super::model::{
     ClientLimits, MAX_FILES, PostLimits, SignedMediaQuery, UploadLimits, UploadRequest,
     UploadResponse, UploadTypeLimit,
 };
+use super::range::{ByteRange, byte_range};
 use super::service;
 use super::signing::{Grant, SignatureError, unix_secs};
 use super::store::ObjectStore;
@@ -180,7 +183,8 @@ pub async fn put_media(
     Ok(StatusCode::OK)
 }
 
-/// Serve media from the local directory, through a URL a post view signed.
+/// Serve media from the local directory, through a URL a post view signed; one byte `Range`
+/// is honoured (206, or 416 `RANGE_NOT_SATISFIABLE` past the end), so video can seek.
 ///
 /// Refused like `put_media`; 404 `MEDIA_NOT_FOUND` when nothing is stored at the key.
 #[tracing::instrument(skip_all, fields(key = %key))]
@@ -188,6 +192,7 @@ pub async fn get_media(
     State(state): State<AppState>,
     Path(key): Path<String>,
     query: std::result::Result<Query<SignedMediaQuery>, QueryRejection>,
+    headers: HeaderMap,
 ) -> Result<Response> {
     let local = local_dir(&state)?;
     check_key(&key)?;
@@ -197,17 +202,49 @@ pub async fn get_media(
     local
         .verify(&key, expires, Grant::Get, signature)
         .map_err(refused)?;
-    let (file, info) = local.open(&key).await?.ok_or(ApiError::NotFound("media"))?;
+    let (mut file, info) = local.open(&key).await?.ok_or(ApiError::NotFound("media"))?;
     let content_type = info
         .content_type
         .as_deref()
         .and_then(|value| HeaderValue::from_str(value).ok())
         .unwrap_or(HeaderValue::from_static("application/octet-stream"));
     let max_age = expires.saturating_sub(unix_secs(SystemTime::now()));
-    let mut response = Body::from_stream(ReaderStream::new(file)).into_response();
+    let requested = headers.get(RANGE).and_then(|value| value.to_str().ok());
+    let mut response = match byte_range(requested, info.size) {
+        ByteRange::Whole => {
+            let mut response = Body::from_stream(ReaderStream::new(file)).into_response();
+            response
+                .headers_mut()
+                .insert(CONTENT_LENGTH, HeaderValue::from(info.size));
+            response
+        }
+        ByteRange::Part { first, last } => {
+            file.seek(std::io::SeekFrom::Start(first))
+                .await
+                .map_err(|error| ApiError::Internal(error.into()))?;
+            let length = last - first + 1;
+            let part = ReaderStream::new(file.take(length));
+            let mut response =
+                (StatusCode::PARTIAL_CONTENT, Body::from_stream(part)).into_response();
+            let headers = response.headers_mut();
+            headers.insert(CONTENT_LENGTH, HeaderValue::from(length));
+            if let Ok(value) = HeaderValue::from_str(&format!("bytes {first}-{last}/{}", info.size))
+            {
+                headers.insert(CONTENT_RANGE, value);
+            }
+            response
+        }
+        ByteRange::Unsatisfiable => {
+            let mut response = ApiError::RangeNotSatisfiable { size: info.size }.into_response();
+            if let Ok(value) = HeaderValue::from_str(&format!("bytes */{}", info.size)) {
+                response.headers_mut().insert(CONTENT_RANGE, value);
+            }
+            return Ok(response);
+        }
+    };
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, content_type);
-    headers.insert(CONTENT_LENGTH, HeaderValue::from(info.size));
+    headers.insert(ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     // Cacheable until the URL expires; never sniffed or run as anything but media, since it
     // is served from the API's own origin.
     if let Ok(value) = HeaderValue::from_str(&format!("private, max-age={max_age}")) {

@@ -19,6 +19,7 @@ pub mod handlers;
 pub mod local;
 pub mod media;
 pub mod model;
+pub mod range;
 pub mod s3;
 pub mod service;
 pub mod signing;

@@ -405,6 +405,44 @@ async fn media_urls_are_signed_gets_that_expire_and_serve_the_stored_bytes() {
     let head = reqwest::Client::new().head(&url).send().await.unwrap();
     assert_eq!(head.status(), StatusCode::OK);
     assert_eq!(head.headers()["content-length"], SIZE.to_string().as_str());
+    assert_eq!(head.headers()["accept-ranges"], "bytes");
+
+    // One byte range (players seek with these): 206 with exactly those bytes.
+    let ranged = |range: &'static str| {
+        reqwest::Client::new()
+            .get(&url)
+            .header("range", range)
+            .send()
+    };
+    let part = ranged("bytes=100000-100009").await.unwrap();
+    assert_eq!(part.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(
+        part.headers()["content-range"],
+        format!("bytes 100000-100009/{SIZE}").as_str()
+    );
+    assert_eq!(part.headers()["content-type"], "image/png");
+    assert_eq!(
+        part.bytes().await.unwrap().to_vec(),
+        body_of(SIZE)[100_000..100_010].to_vec()
+    );
+    let tail = ranged("bytes=-7").await.unwrap();
+    assert_eq!(tail.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(
+        tail.bytes().await.unwrap().to_vec(),
+        body_of(SIZE)[SIZE - 7..].to_vec()
+    );
+    let past = app
+        .send(
+            reqwest::Client::new()
+                .get(&url)
+                .header("range", format!("bytes={SIZE}-")),
+        )
+        .await;
+    past.assert_error(StatusCode::RANGE_NOT_SATISFIABLE, "RANGE_NOT_SATISFIABLE");
+    assert_eq!(
+        past.header("content-range"),
+        Some(format!("bytes */{SIZE}").as_str())
+    );
 
     let get = |url: String| app.send(reqwest::Client::new().get(url));
     get(with_param(&url, "sig", Some(&flipped(param(&url, "sig")))))
