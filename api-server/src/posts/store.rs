@@ -225,7 +225,9 @@ pub struct PostState {
 }
 
 /// The [`PostState`]s of the live posts among `ids` for `viewer` (0 for nobody), in one
-/// round trip: both flags are primary-key lookups per post.
+/// round trip. Both flags are outer joins on primary keys (at most one row each), which
+/// MariaDB runs as index lookups; the same flags as `EXISTS` in the select list ran as
+/// dependent subqueries and cost it several times more.
 pub async fn find_post_states(
     conn: impl Executor<'_>,
     ids: &[u64],
@@ -236,11 +238,12 @@ pub async fn find_post_states(
     }
     let sql = format!(
         "SELECT p.id, p.like_count, p.comment_count, \
-           CAST(EXISTS(SELECT 1 FROM post_likes l WHERE l.post_id = p.id AND l.user_id = ?) \
-             AS SIGNED) AS liked, \
-           CAST(p.author_id = ? OR EXISTS(SELECT 1 FROM follows f \
-             WHERE f.follower_id = ? AND f.followee_id = p.author_id) AS SIGNED) AS followed \
-         FROM posts p WHERE p.id IN ({}) AND p.deleted_at IS NULL",
+           CAST(l.user_id IS NOT NULL AS SIGNED) AS liked, \
+           CAST(p.author_id = ? OR f.follower_id IS NOT NULL AS SIGNED) AS followed \
+         FROM posts p \
+         LEFT JOIN post_likes l ON l.post_id = p.id AND l.user_id = ? \
+         LEFT JOIN follows f ON f.follower_id = ? AND f.followee_id = p.author_id \
+         WHERE p.id IN ({}) AND p.deleted_at IS NULL",
         placeholders(ids.len(), "?")
     );
     let mut statement = query(sqlx::AssertSqlSafe(sql))
