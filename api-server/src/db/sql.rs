@@ -16,12 +16,12 @@
 use std::borrow::Cow;
 
 use chrono::{DateTime, Utc};
-use sqlx::mysql::MySqlRow;
+use sqlx::mysql::{MySqlArguments, MySqlRow};
 use sqlx::pool::PoolConnection;
-use sqlx::sqlite::SqliteRow;
+use sqlx::sqlite::{SqliteArguments, SqliteRow};
 use sqlx::{
-    AssertSqlSafe, FromRow, MySql, MySqlConnection, MySqlPool, SqlSafeStr, SqlStr, Sqlite,
-    SqliteConnection, SqlitePool, Transaction,
+    Arguments, AssertSqlSafe, FromRow, MySql, MySqlConnection, MySqlPool, SqlSafeStr, SqlStr,
+    Sqlite, SqliteConnection, SqlitePool, Transaction,
 };
 
 /// Which database a pool talks to.
@@ -359,20 +359,20 @@ impl Query {
     /// Runs a statement that returns no rows.
     pub async fn execute<'e>(self, executor: impl Executor<'e>) -> sqlx::Result<Done> {
         match executor.target() {
-            Target::MySqlPool(pool) => self.mysql().execute(pool).await.map(mysql_done),
-            Target::MySql(conn) => self.mysql().execute(conn).await.map(mysql_done),
-            Target::SqlitePool(pool) => self.sqlite().execute(pool).await.map(sqlite_done),
-            Target::Sqlite(conn) => self.sqlite().execute(conn).await.map(sqlite_done),
+            Target::MySqlPool(pool) => self.mysql()?.execute(pool).await.map(mysql_done),
+            Target::MySql(conn) => self.mysql()?.execute(conn).await.map(mysql_done),
+            Target::SqlitePool(pool) => self.sqlite()?.execute(pool).await.map(sqlite_done),
+            Target::Sqlite(conn) => self.sqlite()?.execute(conn).await.map(sqlite_done),
         }
     }
 
     /// Runs a query and decodes every row.
     pub async fn fetch_all<'e, R: Row>(self, executor: impl Executor<'e>) -> sqlx::Result<Vec<R>> {
         match executor.target() {
-            Target::MySqlPool(pool) => self.mysql_as::<R>().fetch_all(pool).await,
-            Target::MySql(conn) => self.mysql_as::<R>().fetch_all(conn).await,
-            Target::SqlitePool(pool) => self.sqlite_as::<R>().fetch_all(pool).await,
-            Target::Sqlite(conn) => self.sqlite_as::<R>().fetch_all(conn).await,
+            Target::MySqlPool(pool) => self.mysql_as::<R>()?.fetch_all(pool).await,
+            Target::MySql(conn) => self.mysql_as::<R>()?.fetch_all(conn).await,
+            Target::SqlitePool(pool) => self.sqlite_as::<R>()?.fetch_all(pool).await,
+            Target::Sqlite(conn) => self.sqlite_as::<R>()?.fetch_all(conn).await,
         }
     }
 
@@ -382,10 +382,10 @@ impl Query {
         executor: impl Executor<'e>,
     ) -> sqlx::Result<Option<R>> {
         match executor.target() {
-            Target::MySqlPool(pool) => self.mysql_as::<R>().fetch_optional(pool).await,
-            Target::MySql(conn) => self.mysql_as::<R>().fetch_optional(conn).await,
-            Target::SqlitePool(pool) => self.sqlite_as::<R>().fetch_optional(pool).await,
-            Target::Sqlite(conn) => self.sqlite_as::<R>().fetch_optional(conn).await,
+            Target::MySqlPool(pool) => self.mysql_as::<R>()?.fetch_optional(pool).await,
+            Target::MySql(conn) => self.mysql_as::<R>()?.fetch_optional(conn).await,
+            Target::SqlitePool(pool) => self.sqlite_as::<R>()?.fetch_optional(pool).await,
+            Target::Sqlite(conn) => self.sqlite_as::<R>()?.fetch_optional(conn).await,
         }
     }
 
@@ -396,67 +396,62 @@ impl Query {
             .ok_or(sqlx::Error::RowNotFound)
     }
 
-    fn mysql(self) -> sqlx::query::Query<'static, MySql, sqlx::mysql::MySqlArguments> {
-        let mut query = sqlx::query(self.sql);
-        for arg in self.args {
-            query = match arg {
-                Arg::Null => query.bind(None::<i64>),
-                Arg::U64(value) => query.bind(value),
-                Arg::I64(value) => query.bind(value),
-                Arg::Bool(value) => query.bind(value),
-                Arg::Text(value) => query.bind(value),
-                // As DATETIME (naive UTC, the columns' type): sqlx sends a `DateTime<Utc>`
-                // as TIMESTAMP, which MySQL turns into NULL past 2038.
-                Arg::Time(value) => query.bind(value.naive_utc()),
-            };
-        }
-        query
+    fn mysql(self) -> sqlx::Result<sqlx::query::Query<'static, MySql, MySqlArguments>> {
+        Ok(sqlx::query_with(self.sql, mysql_arguments(self.args)?))
     }
 
     fn mysql_as<R: Row>(
         self,
-    ) -> sqlx::query::QueryAs<'static, MySql, R, sqlx::mysql::MySqlArguments> {
-        let mut query = sqlx::query_as::<MySql, R>(self.sql);
-        for arg in self.args {
-            query = match arg {
-                Arg::Null => query.bind(None::<i64>),
-                Arg::U64(value) => query.bind(value),
-                Arg::I64(value) => query.bind(value),
-                Arg::Bool(value) => query.bind(value),
-                Arg::Text(value) => query.bind(value),
-                // As DATETIME (naive UTC, the columns' type): sqlx sends a `DateTime<Utc>`
-                // as TIMESTAMP, which MySQL turns into NULL past 2038.
-                Arg::Time(value) => query.bind(value.naive_utc()),
-            };
-        }
-        query
+    ) -> sqlx::Result<sqlx::query::QueryAs<'static, MySql, R, MySqlArguments>> {
+        Ok(sqlx::query_as_with(self.sql, mysql_arguments(self.args)?))
     }
 
-    fn sqlite(self) -> sqlx::query::Query<'static, Sqlite, sqlx::sqlite::SqliteArguments> {
-        let mut query = sqlx::query(sqlite_sql(&self.sql));
-        for arg in self.args {
-            query = match sqlite_value(arg) {
-                SqliteValue::Null => query.bind(None::<i64>),
-                SqliteValue::Integer(value) => query.bind(value),
-                SqliteValue::Text(value) => query.bind(value),
-            };
-        }
-        query
+    fn sqlite(self) -> sqlx::Result<sqlx::query::Query<'static, Sqlite, SqliteArguments>> {
+        Ok(sqlx::query_with(
+            sqlite_sql(&self.sql),
+            sqlite_arguments(self.args)?,
+        ))
     }
 
     fn sqlite_as<R: Row>(
         self,
-    ) -> sqlx::query::QueryAs<'static, Sqlite, R, sqlx::sqlite::SqliteArguments> {
-        let mut query = sqlx::query_as::<Sqlite, R>(sqlite_sql(&self.sql));
-        for arg in self.args {
-            query = match sqlite_value(arg) {
-                SqliteValue::Null => query.bind(None::<i64>),
-                SqliteValue::Integer(value) => query.bind(value),
-                SqliteValue::Text(value) => query.bind(value),
-            };
-        }
-        query
+    ) -> sqlx::Result<sqlx::query::QueryAs<'static, Sqlite, R, SqliteArguments>> {
+        Ok(sqlx::query_as_with(
+            sqlite_sql(&self.sql),
+            sqlite_arguments(self.args)?,
+        ))
     }
+}
+
+fn mysql_arguments(args: Vec<Arg>) -> sqlx::Result<MySqlArguments> {
+    let mut arguments = MySqlArguments::default();
+    for arg in args {
+        match arg {
+            Arg::Null => arguments.add(None::<i64>),
+            Arg::U64(value) => arguments.add(value),
+            Arg::I64(value) => arguments.add(value),
+            Arg::Bool(value) => arguments.add(value),
+            Arg::Text(value) => arguments.add(value),
+            // As DATETIME (naive UTC, the columns' type): sqlx sends a `DateTime<Utc>` as
+            // TIMESTAMP, which MySQL turns into NULL past 2038.
+            Arg::Time(value) => arguments.add(value.naive_utc()),
+        }
+        .map_err(sqlx::Error::Encode)?;
+    }
+    Ok(arguments)
+}
+
+fn sqlite_arguments(args: Vec<Arg>) -> sqlx::Result<SqliteArguments> {
+    let mut arguments = SqliteArguments::default();
+    for arg in args {
+        match sqlite_value(arg) {
+            SqliteValue::Null => arguments.add(None::<i64>),
+            SqliteValue::Integer(value) => arguments.add(value),
+            SqliteValue::Text(value) => arguments.add(value),
+        }
+        .map_err(sqlx::Error::Encode)?;
+    }
+    Ok(arguments)
 }
 
 fn mysql_done(result: sqlx::mysql::MySqlQueryResult) -> Done {

@@ -245,6 +245,21 @@ pub(super) fn run(keyspace: &mut Keyspace, line: &str) -> Value {
     keyspace.dispatch(&args).unwrap_or_else(Value::ServerError)
 }
 
+/// A keyspace for tests, its clock at 10 s.
+#[cfg(test)]
+pub(super) fn keyspace() -> Keyspace {
+    let mut keyspace = Keyspace::new(100);
+    keyspace.begin(10_000);
+    keyspace
+}
+
+/// The error line `line` answers (for tests); panics on any other reply.
+#[cfg(test)]
+pub(super) fn err(keyspace: &mut Keyspace, line: &str) -> String {
+    let reply = run(keyspace, line);
+    error_line(&reply).unwrap_or_else(|| panic!("{line}: expected an error, got {reply:?}"))
+}
+
 /// The error line of a reply, as `CODE detail` (for tests).
 #[cfg(test)]
 pub(super) fn error_line(value: &Value) -> Option<String> {
@@ -260,17 +275,6 @@ pub(super) fn error_line(value: &Value) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn keyspace() -> Keyspace {
-        let mut keyspace = Keyspace::new(100);
-        keyspace.begin(10_000);
-        keyspace
-    }
-
-    fn err(keyspace: &mut Keyspace, line: &str) -> String {
-        let reply = run(keyspace, line);
-        error_line(&reply).unwrap_or_else(|| panic!("{line}: expected an error, got {reply:?}"))
-    }
 
     // Every expected reply below was checked against redis-server 7.0.15.
 

@@ -268,19 +268,8 @@ pub(super) fn zremrangebyrank(keyspace: &mut Keyspace, args: &[&[u8]]) -> Reply 
 
 #[cfg(test)]
 mod tests {
-    use super::super::commands::{error_line, run};
+    use super::super::commands::{err, keyspace, run};
     use super::*;
-
-    fn keyspace() -> Keyspace {
-        let mut keyspace = Keyspace::new(100);
-        keyspace.begin(10_000);
-        keyspace
-    }
-
-    fn err(keyspace: &mut Keyspace, line: &str) -> String {
-        let reply = run(keyspace, line);
-        error_line(&reply).unwrap_or_else(|| panic!("{line}: expected an error, got {reply:?}"))
-    }
 
     /// The bulk strings of an array reply, joined by spaces.
     fn words(reply: Value) -> String {

@@ -169,19 +169,8 @@ fn add(keyspace: &mut Keyspace, key: &[u8], delta: i64) -> Reply {
 
 #[cfg(test)]
 mod tests {
-    use super::super::commands::{error_line, run};
+    use super::super::commands::{err, keyspace, run};
     use super::*;
-
-    fn keyspace() -> Keyspace {
-        let mut keyspace = Keyspace::new(100);
-        keyspace.begin(10_000);
-        keyspace
-    }
-
-    fn err(keyspace: &mut Keyspace, line: &str) -> String {
-        let reply = run(keyspace, line);
-        error_line(&reply).unwrap_or_else(|| panic!("{line}: expected an error, got {reply:?}"))
-    }
 
     fn text(bytes: &str) -> Value {
         Value::BulkString(bytes.as_bytes().to_vec())
