@@ -57,7 +57,7 @@ pub async fn insert_user(
          VALUES (?, ?, ?, ?, ?)",
     )
     .bind(username)
-    .bind(email)
+    .bind(fold_email(email))
     .bind(password_hash)
     .bind(now)
     .bind(now)
@@ -121,6 +121,12 @@ pub async fn search_profiles(
     Ok(rows.into_iter().map(Into::into).collect())
 }
 
+/// An email address as stored and looked up: lowercased (Unicode), so addresses that differ
+/// only in case are one address on every database (SQLite's NOCASE folds ASCII only).
+fn fold_email(email: &str) -> String {
+    email.to_lowercase()
+}
+
 /// Escapes `LIKE` wildcards so a prefix matches literally (`_` is common in usernames). The
 /// escape character is `!` (`ESCAPE '!'`): a backslash is written differently in MySQL's and
 /// SQLite's string literals.
@@ -142,7 +148,7 @@ pub async fn find_credentials(
 ) -> sqlx::Result<Option<(u64, String)>> {
     query("SELECT id, password_hash FROM users WHERE username = ? OR email = ? LIMIT 1")
         .bind(login)
-        .bind(login)
+        .bind(fold_email(login))
         .fetch_optional(conn)
         .await
 }

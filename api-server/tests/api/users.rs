@@ -78,6 +78,24 @@ async fn duplicate_username_or_email_is_409(backend: Backend) {
         )
         .await;
     same_email.assert_error(StatusCode::CONFLICT, "EMAIL_TAKEN");
+    // Case beyond ASCII too (SQLite's NOCASE folds ASCII only; addresses are stored folded).
+    app.request(
+        Method::POST,
+        "/api/v1/users",
+        None,
+        body("emile_1", "Émile@example.com"),
+    )
+    .await
+    .assert_status(StatusCode::CREATED);
+    app.request(
+        Method::POST,
+        "/api/v1/users",
+        None,
+        body("emile_2", "éMILE@example.com"),
+    )
+    .await
+    .assert_error(StatusCode::CONFLICT, "EMAIL_TAKEN");
+    app.login("ÉMILE@EXAMPLE.COM", "longenough").await;
 }
 
 async fn invalid_registration_is_422_naming_each_field(backend: Backend) {
