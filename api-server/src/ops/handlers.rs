@@ -8,6 +8,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use crate::db::Backend;
 use crate::error::{ApiError, Result};
 use crate::state::AppState;
 
@@ -16,34 +17,47 @@ pub async fn healthz() -> axum::Json<serde_json::Value> {
     axum::Json(json!({ "status": "ok" }))
 }
 
-/// Readiness: the MySQL writer answers within two seconds. Redis is reported, not required:
-/// feeds and likes have MySQL fallbacks.
+/// Readiness: the database writer answers within two seconds. Redis is reported, not
+/// required: feeds and likes have database fallbacks. The answer names what runs:
+/// `{"status": "ready", "database": "mysql", "mysql": "up", "redis": "up"}`, or on the
+/// embedded default `{"database": "sqlite", "sqlite": "up", "redis": "in-process"}`.
 pub async fn readyz(State(state): State<AppState>) -> Result<axum::Json<serde_json::Value>> {
     let redis = match &state.kv {
         None => "not configured",
+        Some(kv) if kv.is_in_process() => "in-process",
         Some(kv) => match kv.ping().await {
             Ok(()) => "up",
             Err(_) => "down",
         },
     };
+    let database = match state.db.backend() {
+        Backend::MySql => "mysql",
+        Backend::Sqlite => "sqlite",
+    };
     match tokio::time::timeout(Duration::from_secs(2), state.db.ping_writer()).await {
-        Ok(Ok(())) => Ok(axum::Json(
-            json!({ "status": "ready", "mysql": "up", "redis": redis }),
-        )),
+        Ok(Ok(())) => {
+            let mut ready = json!({ "status": "ready", "database": database, "redis": redis });
+            ready[database] = json!("up");
+            Ok(axum::Json(ready))
+        }
         Ok(Err(error)) => {
-            tracing::warn!(%error, "not ready: MySQL writer unreachable");
-            Err(mysql_unavailable())
+            tracing::warn!(%error, database, "not ready: the database writer is unreachable");
+            Err(database_unavailable(database))
         }
         Err(_) => {
-            tracing::warn!("not ready: MySQL writer did not answer in time");
-            Err(mysql_unavailable())
+            tracing::warn!(
+                database,
+                "not ready: the database writer did not answer in time"
+            );
+            Err(database_unavailable(database))
         }
     }
 }
 
-fn mysql_unavailable() -> ApiError {
+/// 503 `MYSQL_UNAVAILABLE` (or `SQLITE_UNAVAILABLE`).
+fn database_unavailable(database: &'static str) -> ApiError {
     ApiError::Unavailable {
-        what: "mysql",
+        what: database,
         retry_after: Duration::from_secs(5),
     }
 }

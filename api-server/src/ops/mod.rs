@@ -1,4 +1,4 @@
-//! Operations endpoints: `/healthz` (process alive), `/readyz` (MySQL writer reachable),
+//! Operations endpoints: `/healthz` (process alive), `/readyz` (database writer reachable),
 //! `/metrics` (Prometheus text) and `/openapi.json` (the generated OpenAPI 3.1 document).
 
 pub mod handlers;

@@ -137,7 +137,12 @@ async fn health_readiness_and_metrics_answer(backend: Backend) {
         .assert_status(StatusCode::OK);
     let ready = app.get("/readyz", None).await;
     ready.assert_status(StatusCode::OK);
-    assert_eq!(ready.body["mysql"], "up");
+    let database = match backend {
+        Backend::Embedded => "sqlite",
+        _ => "mysql",
+    };
+    assert_eq!(ready.body["database"], database);
+    assert_eq!(ready.body[database], "up");
     app.get("/api/v1/users/1", None).await;
     let metrics = app.get("/metrics", None).await;
     metrics.assert_status(StatusCode::OK);
