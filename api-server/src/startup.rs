@@ -63,7 +63,7 @@ impl App {
         let objects = ObjectStore::from_config(&config.uploads, listener.local_addr()?)
             .context("configuring the upload store")?;
         tracing::info!(
-            database = if embedded { "sqlite" } else { "mysql" },
+            database = db.backend().name(),
             store = match &kv {
                 Some(kv) if kv.is_in_process() => "in-process",
                 Some(_) => "redis",

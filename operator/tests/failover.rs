@@ -525,16 +525,7 @@ async fn a_leader_whose_lease_is_taken_stops_its_controller() {
     let leases = ns.api::<Lease>();
     steal_lease(&leases, "sns-operator-leader").await;
 
-    let outcome = tokio::time::timeout(Duration::from_secs(5), task)
-        .await
-        .expect("the leader steps down within a few retry periods")
-        .unwrap();
-    assert!(
-        outcome
-            .as_ref()
-            .is_err_and(|lost| lost.contains("held by another")),
-        "{outcome:?}"
-    );
+    steps_down(task, "the leader steps down within a few retry periods").await;
     assert_eq!(metrics.is_leader.get(), 0);
     let holder = leases
         .get("sns-operator-leader")
@@ -552,6 +543,20 @@ async fn a_leader_whose_lease_is_taken_stops_its_controller() {
 }
 
 /// Writes the Lease `name` with another holder, as a candidate that won it would.
+/// Waits (at most 5 s) for a leader whose Lease was taken to stop, saying it lost the Lease.
+async fn steps_down(task: JoinHandle<Result<(), String>>, what: &str) {
+    let outcome = tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .expect(what)
+        .unwrap();
+    assert!(
+        outcome
+            .as_ref()
+            .is_err_and(|lost| lost.contains("held by another")),
+        "{outcome:?}"
+    );
+}
+
 async fn steal_lease(leases: &Api<Lease>, name: &str) {
     let mut lease = leases.get(name).await.unwrap();
     let spec = lease.spec.as_mut().unwrap();
@@ -600,16 +605,7 @@ async fn a_deposed_leader_drops_its_work_at_once_and_a_clean_stop_lets_it_finish
     });
     is_started.await.unwrap();
     steal_lease(&ns.api::<Lease>(), "deposed").await;
-    let outcome = tokio::time::timeout(Duration::from_secs(5), task)
-        .await
-        .expect("the leader steps down without waiting for its work")
-        .unwrap();
-    assert!(
-        outcome
-            .as_ref()
-            .is_err_and(|lost| lost.contains("held by another")),
-        "{outcome:?}"
-    );
+    steps_down(task, "the leader steps down without waiting for its work").await;
     assert_eq!(
         is_alive.try_recv(),
         Err(oneshot::error::TryRecvError::Closed),

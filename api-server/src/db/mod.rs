@@ -10,8 +10,8 @@
 //! Behind ProxySQL there are no reader URLs and the same code sends everything to one pool.
 //!
 //! The database is MySQL/MariaDB or, for the embedded default, a SQLite file (chosen by the
-//! URL's scheme); `sql.rs` gives both one SQL surface. SQLite has no replicas: its readers
-//! are the writer's pool (WAL mode lets reads run beside the one writer).
+//! URL's scheme); `sql.rs` gives both one SQL surface. SQLite has no replicas: its one
+//! "replica" is a read pool on the same file (WAL lets reads run beside the one writer).
 
 pub mod sql;
 
@@ -34,9 +34,6 @@ pub static MYSQL_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migration
 
 /// The SQLite migrations of `api-server/migrations/sqlite` (the same schema), embedded.
 pub static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
-
-/// A pooled connection to the database.
-pub type DbConn = PooledConn;
 
 /// The writer pool and the reader pools, cheap to clone.
 #[derive(Clone, Debug)]
@@ -129,7 +126,7 @@ impl Db {
     }
 
     /// A connection for reads that may lag the writer slightly.
-    pub async fn reader(&self) -> Result<DbConn, sqlx::Error> {
+    pub async fn reader(&self) -> Result<PooledConn, sqlx::Error> {
         let readers = &self.readers;
         let count = readers.replicas.len();
         if count > 0 {
@@ -236,15 +233,8 @@ fn sqlite_pools(url: &str, config: &DatabaseConfig) -> anyhow::Result<(Pool, Poo
         .synchronous(SqliteSynchronous::Normal)
         .foreign_keys(true)
         .busy_timeout(SQLITE_BUSY_TIMEOUT);
-    let file = options.get_filename();
-    // sqlx names in-memory databases `file:sqlx-in-memory-*`; each connection would see a
-    // database of its own, and it would vanish with its last connection.
-    anyhow::ensure!(
-        !file.as_os_str().is_empty()
-            && !file.to_string_lossy().starts_with("file:sqlx-in-memory")
-            && file != std::path::Path::new(":memory:"),
-        "a SQLite database must be a file (sqlite://path/sns.db), not in memory"
-    );
+    let file = database_file(&options)
+        .context("a SQLite database must be a file (sqlite://path/sns.db), not in memory")?;
     if let Some(parent) = file.parent()
         && !parent.as_os_str().is_empty()
     {
@@ -272,9 +262,18 @@ pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
         return None;
     }
     let options = SqliteConnectOptions::from_str(url).ok()?;
+    database_file(&options).map(std::path::Path::to_path_buf)
+}
+
+/// The file a SQLite database lives in; `None` in memory (sqlx names in-memory databases
+/// `file:sqlx-in-memory-*`: each connection would see a database of its own, gone with its
+/// last connection).
+fn database_file(options: &SqliteConnectOptions) -> Option<&std::path::Path> {
     let file = options.get_filename();
-    (!file.as_os_str().is_empty() && file != std::path::Path::new(":memory:"))
-        .then(|| file.to_path_buf())
+    let in_memory = file.as_os_str().is_empty()
+        || file == std::path::Path::new(":memory:")
+        || file.to_string_lossy().starts_with("file:sqlx-in-memory");
+    (!in_memory).then_some(file)
 }
 
 /// How long a SQLite writer waits for the database lock before its request fails.
@@ -297,11 +296,8 @@ pub async fn fetch_ids_in(
         return Ok(Vec::new());
     }
     let sql = sql.replace("{ids}", &sql::placeholders(ids.len(), "?"));
-    let mut statement = query(sqlx::AssertSqlSafe(sql));
-    for value in leading.iter().chain(ids).chain(trailing) {
-        statement = statement.bind(value);
-    }
-    Ok(statement
+    Ok(query(sqlx::AssertSqlSafe(sql))
+        .bind_all(leading.iter().chain(ids).chain(trailing))
         .fetch_all::<(u64,)>(conn)
         .await?
         .into_iter()

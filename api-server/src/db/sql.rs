@@ -42,6 +42,16 @@ pub enum Pool {
     Sqlite(SqlitePool),
 }
 
+impl Backend {
+    /// The database's name, as logs and `/readyz` show it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::MySql => "mysql",
+            Self::Sqlite => "sqlite",
+        }
+    }
+}
+
 impl Pool {
     /// Which database this pool talks to.
     pub fn backend(&self) -> Backend {
@@ -353,6 +363,13 @@ impl Query {
     #[must_use]
     pub fn bind(mut self, value: impl Into<Arg>) -> Self {
         self.args.push(value.into());
+        self
+    }
+
+    /// Binds the next `?`s, one per value (an `IN (...)` list, say).
+    #[must_use]
+    pub fn bind_all<V: Into<Arg>>(mut self, values: impl IntoIterator<Item = V>) -> Self {
+        self.args.extend(values.into_iter().map(Into::into));
         self
     }
 

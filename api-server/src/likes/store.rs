@@ -173,10 +173,9 @@ pub async fn delete_like_events(conn: impl Executor<'_>, ids: &[u64]) -> sqlx::R
         "DELETE FROM like_events WHERE id IN ({})",
         placeholders(ids.len(), "?")
     );
-    let mut statement = query(sqlx::AssertSqlSafe(sql));
-    for id in ids {
-        statement = statement.bind(id);
-    }
-    statement.execute(conn).await?;
+    query(sqlx::AssertSqlSafe(sql))
+        .bind_all(ids)
+        .execute(conn)
+        .await?;
     Ok(())
 }

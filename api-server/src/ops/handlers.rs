@@ -8,7 +8,6 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::db::Backend;
 use crate::error::{ApiError, Result};
 use crate::state::AppState;
 
@@ -30,10 +29,7 @@ pub async fn readyz(State(state): State<AppState>) -> Result<axum::Json<serde_js
             Err(_) => "down",
         },
     };
-    let database = match state.db.backend() {
-        Backend::MySql => "mysql",
-        Backend::Sqlite => "sqlite",
-    };
+    let database = state.db.backend().name();
     match tokio::time::timeout(Duration::from_secs(2), state.db.ping_writer()).await {
         Ok(Ok(())) => {
             let mut ready = json!({ "status": "ready", "database": database, "redis": redis });

@@ -88,13 +88,12 @@ pub async fn find_post_views(conn: &mut impl AsConn, ids: &[u64]) -> sqlx::Resul
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let placeholders = vec!["?"; ids.len()].join(",");
-    let sql = format!("{POST_VIEW_SELECT} WHERE p.id IN ({placeholders}) AND p.deleted_at IS NULL");
-    let mut statement = query(sqlx::AssertSqlSafe(sql));
-    for id in ids {
-        statement = statement.bind(id);
-    }
-    let mut posts: Vec<PostView> = statement
+    let sql = format!(
+        "{POST_VIEW_SELECT} WHERE p.id IN ({}) AND p.deleted_at IS NULL",
+        placeholders(ids.len(), "?")
+    );
+    let mut posts: Vec<PostView> = query(sqlx::AssertSqlSafe(sql))
+        .bind_all(ids)
         .fetch_all::<PostRow>(&mut *conn)
         .await?
         .into_iter()
@@ -109,16 +108,15 @@ async fn load_media(conn: &mut impl AsConn, posts: &mut [PostView]) -> sqlx::Res
     if posts.is_empty() {
         return Ok(());
     }
-    let placeholders = vec!["?"; posts.len()].join(",");
     let sql = format!(
         "SELECT post_id, object_key, content_type, size FROM post_media \
-         WHERE post_id IN ({placeholders}) ORDER BY post_id, position"
+         WHERE post_id IN ({}) ORDER BY post_id, position",
+        placeholders(posts.len(), "?")
     );
-    let mut statement = query(sqlx::AssertSqlSafe(sql));
-    for post in posts.iter() {
-        statement = statement.bind(post.id);
-    }
-    let rows: Vec<(u64, String, String, u64)> = statement.fetch_all(conn).await?;
+    let rows: Vec<(u64, String, String, u64)> = query(sqlx::AssertSqlSafe(sql))
+        .bind_all(posts.iter().map(|post| post.id))
+        .fetch_all(conn)
+        .await?;
     if rows.is_empty() {
         return Ok(());
     }
@@ -171,16 +169,13 @@ pub async fn attached_keys(conn: impl Executor<'_>, keys: &[&str]) -> sqlx::Resu
     if keys.is_empty() {
         return Ok(Vec::new());
     }
-    let placeholders = vec!["?"; keys.len()].join(",");
     let sql = format!(
         "SELECT DISTINCT m.object_key FROM post_media m JOIN posts p ON p.id = m.post_id \
-         WHERE m.object_key IN ({placeholders}) AND p.deleted_at IS NULL"
+         WHERE m.object_key IN ({}) AND p.deleted_at IS NULL",
+        placeholders(keys.len(), "?")
     );
-    let mut statement = query(sqlx::AssertSqlSafe(sql));
-    for key in keys {
-        statement = statement.bind(*key);
-    }
-    Ok(statement
+    Ok(query(sqlx::AssertSqlSafe(sql))
+        .bind_all(keys.iter().copied())
         .fetch_all::<(String,)>(conn)
         .await?
         .into_iter()
@@ -196,16 +191,15 @@ pub async fn find_post_counts(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let placeholders = vec!["?"; ids.len()].join(",");
     let sql = format!(
-        "SELECT id, like_count, comment_count FROM posts WHERE id IN ({placeholders}) \
-         AND deleted_at IS NULL"
+        "SELECT id, like_count, comment_count FROM posts WHERE id IN ({}) \
+         AND deleted_at IS NULL",
+        placeholders(ids.len(), "?")
     );
-    let mut statement = query(sqlx::AssertSqlSafe(sql));
-    for id in ids {
-        statement = statement.bind(id);
-    }
-    statement.fetch_all(conn).await
+    query(sqlx::AssertSqlSafe(sql))
+        .bind_all(ids)
+        .fetch_all(conn)
+        .await
 }
 
 /// What one reader sees of a live post beside its body: fresh counts, whether the viewer
@@ -246,14 +240,11 @@ pub async fn find_post_states(
          WHERE p.id IN ({}) AND p.deleted_at IS NULL",
         placeholders(ids.len(), "?")
     );
-    let mut statement = query(sqlx::AssertSqlSafe(sql))
-        .bind(viewer)
-        .bind(viewer)
-        .bind(viewer);
-    for id in ids {
-        statement = statement.bind(id);
-    }
-    statement.fetch_all(conn).await
+    query(sqlx::AssertSqlSafe(sql))
+        .bind_all([viewer; 3])
+        .bind_all(ids)
+        .fetch_all(conn)
+        .await
 }
 
 /// An author's live posts with ids below `before`, newest first.

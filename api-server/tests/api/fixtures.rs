@@ -35,11 +35,8 @@ pub async fn insert_users(conn: &mut impl AsConn, prefix: &str, count: usize) ->
             "SELECT id FROM users WHERE username IN ({}) ORDER BY id",
             placeholders(names.len(), "?")
         );
-        let mut select = query(sqlx::AssertSqlSafe(sql));
-        for name in &names {
-            select = select.bind(name);
-        }
-        let rows: Vec<(u64,)> = select
+        let rows: Vec<(u64,)> = query(sqlx::AssertSqlSafe(sql))
+            .bind_all(&names)
             .fetch_all(&mut *conn)
             .await
             .expect("reading user ids");
@@ -65,11 +62,11 @@ pub async fn insert_follows(conn: &mut impl AsConn, followers: &[u64], followee:
             "UPDATE users SET following_count = following_count + 1 WHERE id IN ({})",
             placeholders(chunk.len(), "?")
         );
-        let mut count = query(sqlx::AssertSqlSafe(sql));
-        for follower in chunk {
-            count = count.bind(follower);
-        }
-        count.execute(&mut *conn).await.expect("counting followees");
+        query(sqlx::AssertSqlSafe(sql))
+            .bind_all(chunk)
+            .execute(&mut *conn)
+            .await
+            .expect("counting followees");
     }
     query("UPDATE users SET follower_count = follower_count + ? WHERE id = ?")
         .bind(followers.len() as u64)

@@ -11,7 +11,10 @@ use sns_api::uploads::local::LocalDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::helpers::{Backend, TestApp, use_test_upload_dir};
-use crate::uploads::{body_of, create_post, fetch, put, put_with, store_of, ticket, upload_png};
+use crate::uploads::{
+    as_5000_bytes, as_gif, as_html, body_of, create_post, fetch, put, put_with, same, store_of,
+    ticket, upload_png,
+};
 
 async fn spawn() -> TestApp {
     TestApp::spawn_with_backend(Backend::Embedded, |config, _| use_test_upload_dir(config)).await
@@ -129,7 +132,6 @@ async fn the_media_routes_refuse_whatever_the_signature_does_not_allow_and_store
     let ticket = ticket(&app, &alice, "image/png", 100).await;
     let url = ticket["url"].as_str().unwrap();
     let key = ticket["object_key"].as_str().unwrap();
-    let same = |_: &str, value: &str| Some(value.to_owned());
     let send = |url: String, body: Vec<u8>, adjust: fn(&str, &str) -> Option<String>| {
         let ticket = ticket.clone();
         let app = &app;
@@ -166,48 +168,20 @@ async fn the_media_routes_refuse_whatever_the_signature_does_not_allow_and_store
     send(
         with_param(url, "type", Some("image%2Fgif")),
         body_of(100),
-        |name, value| {
-            Some(
-                if name == "content-type" {
-                    "image/gif"
-                } else {
-                    value
-                }
-                .to_owned(),
-            )
-        },
+        as_gif,
     )
     .await
     .assert_error(StatusCode::FORBIDDEN, "SIGNATURE_INVALID");
     send(
         with_param(url, "length", Some("5000")),
         body_of(5000),
-        |name, value| {
-            Some(
-                if name == "content-length" {
-                    "5000"
-                } else {
-                    value
-                }
-                .to_owned(),
-            )
-        },
+        as_5000_bytes,
     )
     .await
     .assert_error(StatusCode::FORBIDDEN, "SIGNATURE_INVALID");
 
     // Headers other than the signed ones.
-    let html = send(url.to_owned(), body_of(100), |name, value| {
-        Some(
-            if name == "content-type" {
-                "text/html"
-            } else {
-                value
-            }
-            .to_owned(),
-        )
-    })
-    .await;
+    let html = send(url.to_owned(), body_of(100), as_html).await;
     html.assert_error(StatusCode::FORBIDDEN, "CONTENT_TYPE_MISMATCH");
     assert_eq!(html.body["error"]["details"]["expected"], "image/png");
     send(url.to_owned(), body_of(100), |name, value| {
@@ -215,17 +189,7 @@ async fn the_media_routes_refuse_whatever_the_signature_does_not_allow_and_store
     })
     .await
     .assert_error(StatusCode::FORBIDDEN, "CONTENT_TYPE_MISMATCH");
-    let longer = send(url.to_owned(), body_of(5000), |name, value| {
-        Some(
-            if name == "content-length" {
-                "5000"
-            } else {
-                value
-            }
-            .to_owned(),
-        )
-    })
-    .await;
+    let longer = send(url.to_owned(), body_of(5000), as_5000_bytes).await;
     longer.assert_error(StatusCode::FORBIDDEN, "CONTENT_LENGTH_MISMATCH");
     assert_eq!(longer.body["error"]["details"]["expected"], "100");
 
@@ -336,7 +300,8 @@ async fn a_body_longer_or_shorter_than_signed_or_stalled_is_not_stored() {
         matches!(stalled, Err(sns_api::uploads::local::WriteError::Stalled)),
         "{stalled:?}"
     );
-    // A trickle: every chunk within the idle timeout, the whole body not within the budget.
+    // A trickle: every chunk well within the idle timeout, the whole body (10 x 60 ms at
+    // least, however slow the machine) not within the 300 ms budget.
     let trickle = futures::StreamExt::then(chunks(&[10; 10]), |chunk| async move {
         tokio::time::sleep(Duration::from_millis(60)).await;
         chunk
@@ -347,7 +312,7 @@ async fn a_body_longer_or_shorter_than_signed_or_stalled_is_not_stored() {
             "image/png",
             100,
             trickle,
-            Duration::from_millis(200),
+            idle,
             Duration::from_millis(300),
         )
         .await;

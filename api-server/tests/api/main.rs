@@ -5,28 +5,31 @@
 // themselves, so clippy's allowance for tests does not reach them; the whole binary is tests.
 #![allow(clippy::unwrap_used)]
 
+/// Runs each scenario named in `(...)` once per `module => argument` pair, as the test
+/// `module::scenario` calling `scenario(argument)`.
+macro_rules! scenarios {
+    ([$($module:ident => $argument:expr),+ $(,)?], $names:tt) => {
+        $(scenarios!(@module $module, $argument, $names);)+
+    };
+    (@module $module:ident, $argument:expr, ($($name:ident),* $(,)?)) => {
+        mod $module {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name($argument).await;
+            })*
+        }
+    };
+}
+
 /// Runs each named scenario `fn(Backend)` as three tests: on MariaDB with the standalone
 /// Redis, with the 6-node cluster, and on the embedded default (SQLite, in-process store).
 macro_rules! on_every_store {
     ($($name:ident),* $(,)?) => {
-        mod standalone {
-            $(#[tokio::test]
-            async fn $name() {
-                super::$name(crate::helpers::Backend::Standalone).await;
-            })*
-        }
-        mod cluster {
-            $(#[tokio::test]
-            async fn $name() {
-                super::$name(crate::helpers::Backend::Cluster).await;
-            })*
-        }
-        mod embedded {
-            $(#[tokio::test]
-            async fn $name() {
-                super::$name(crate::helpers::Backend::Embedded).await;
-            })*
-        }
+        scenarios!([
+            standalone => crate::helpers::Backend::Standalone,
+            cluster => crate::helpers::Backend::Cluster,
+            embedded => crate::helpers::Backend::Embedded,
+        ], ($($name),*));
     };
 }
 
@@ -34,37 +37,21 @@ macro_rules! on_every_store {
 /// default (SQLite, in-process store, upload directory).
 macro_rules! on_mysql_and_embedded {
     ($($name:ident),* $(,)?) => {
-        mod mysql {
-            $(#[tokio::test]
-            async fn $name() {
-                super::$name(crate::helpers::Backend::MySql).await;
-            })*
-        }
-        mod embedded {
-            $(#[tokio::test]
-            async fn $name() {
-                super::$name(crate::helpers::Backend::Embedded).await;
-            })*
-        }
+        scenarios!([
+            mysql => crate::helpers::Backend::MySql,
+            embedded => crate::helpers::Backend::Embedded,
+        ], ($($name),*));
     };
 }
 
-/// Runs each named scenario `fn(UploadStore)` as two tests: on the S3 server and on a local
-/// directory served by the API.
+/// Runs each named scenario `fn(UploadStore)` as two tests: on the test S3 server and on a
+/// local upload directory.
 macro_rules! on_both_stores {
     ($($name:ident),* $(,)?) => {
-        mod s3 {
-            $(#[tokio::test]
-            async fn $name() {
-                super::$name(crate::helpers::UploadStore::S3).await;
-            })*
-        }
-        mod local_dir {
-            $(#[tokio::test]
-            async fn $name() {
-                super::$name(crate::helpers::UploadStore::LocalDir).await;
-            })*
-        }
+        scenarios!([
+            s3 => crate::helpers::UploadStore::S3,
+            local_dir => crate::helpers::UploadStore::LocalDir,
+        ], ($($name),*));
     };
 }
 

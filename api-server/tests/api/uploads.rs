@@ -87,6 +87,30 @@ pub async fn put_with(
 }
 
 /// Uploads a PNG of `size` bytes and returns its key.
+/// `put_with` adjusters: the ticket's headers as they are, or with one value changed.
+pub fn same(_: &str, value: &str) -> Option<String> {
+    Some(value.to_owned())
+}
+
+/// The ticket's headers with `Content-Type: text/html`.
+pub fn as_html(name: &str, value: &str) -> Option<String> {
+    replaced(name, value, "content-type", "text/html")
+}
+
+/// The ticket's headers with `Content-Type: image/gif`.
+pub fn as_gif(name: &str, value: &str) -> Option<String> {
+    replaced(name, value, "content-type", "image/gif")
+}
+
+/// The ticket's headers with `Content-Length: 5000`.
+pub fn as_5000_bytes(name: &str, value: &str) -> Option<String> {
+    replaced(name, value, "content-length", "5000")
+}
+
+fn replaced(name: &str, value: &str, header: &str, replacement: &str) -> Option<String> {
+    Some(if name == header { replacement } else { value }.to_owned())
+}
+
 pub async fn upload_png(app: &TestApp, user: &TestUser, size: usize) -> String {
     let ticket = ticket(app, user, "image/png", size).await;
     assert_eq!(put(app, &ticket, body_of(size)).await, StatusCode::OK);
@@ -208,7 +232,6 @@ async fn the_s3_server_refuses_whatever_the_signature_does_not_allow() {
     let alice = app.signup("alice").await;
     let ticket = ticket(&app, &alice, "image/png", 100).await;
     let url = ticket["url"].as_str().unwrap();
-    let same = |_: &str, value: &str| Some(value.to_owned());
 
     // A tampered signature.
     let signature_at = url.find("X-Amz-Signature=").unwrap() + "X-Amz-Signature=".len();
@@ -241,13 +264,6 @@ async fn the_s3_server_refuses_whatever_the_signature_does_not_allow() {
     );
 
     // A different Content-Type.
-    let as_html = |name: &str, value: &str| {
-        Some(if name == "content-type" {
-            "text/html".to_owned()
-        } else {
-            value.to_owned()
-        })
-    };
     assert_eq!(
         put_with(&app, &ticket, url, body_of(100), as_html)
             .await
@@ -256,15 +272,8 @@ async fn the_s3_server_refuses_whatever_the_signature_does_not_allow() {
     );
 
     // A different Content-Length (more bytes than were declared).
-    let longer = |name: &str, value: &str| {
-        Some(if name == "content-length" {
-            "5000".to_owned()
-        } else {
-            value.to_owned()
-        })
-    };
     assert_eq!(
-        put_with(&app, &ticket, url, body_of(5000), longer)
+        put_with(&app, &ticket, url, body_of(5000), as_5000_bytes)
             .await
             .status,
         StatusCode::FORBIDDEN
