@@ -21,25 +21,31 @@ use crate::kv::{Batch, Kv, LuaScript};
 /// Member prefix of the completeness marker.
 const FLOOR_PREFIX: &str = "floor:";
 
-/// Adds post ids (ARGV[2..]) to an existing feed, trimming it to ARGV[1] entries.
+/// Adds post ids (ARGV[2..]) to each existing feed among KEYS, trimming it to ARGV[1]
+/// entries; returns how many ids were added in all. One call serves many feeds (a fan-out
+/// page), so the per-call cost of a script is paid once per page, not once per follower.
 static FEED_INSERT: LazyLock<Arc<LuaScript>> = LazyLock::new(|| {
     Arc::new(LuaScript::new(
         r"
-local marker = redis.call('ZRANGEBYSCORE', KEYS[1], '+inf', '+inf')
-if #marker == 0 then return 0 end
-local floor = tonumber(string.sub(marker[1], 7))
 local added = 0
-for i = 2, #ARGV do
-  if tonumber(ARGV[i]) >= floor then
-    added = added + redis.call('ZADD', KEYS[1], ARGV[i], ARGV[i])
+for k = 1, #KEYS do
+  local key = KEYS[k]
+  local marker = redis.call('ZRANGEBYSCORE', key, '+inf', '+inf')
+  if #marker > 0 then
+    local floor = tonumber(string.sub(marker[1], 7))
+    for i = 2, #ARGV do
+      if tonumber(ARGV[i]) >= floor then
+        added = added + redis.call('ZADD', key, ARGV[i], ARGV[i])
+      end
+    end
+    local excess = redis.call('ZCARD', key) - 1 - tonumber(ARGV[1])
+    if excess > 0 then
+      redis.call('ZREMRANGEBYRANK', key, 0, excess - 1)
+      local lowest = redis.call('ZRANGE', key, 0, 0)[1]
+      redis.call('ZREM', key, marker[1])
+      redis.call('ZADD', key, '+inf', 'floor:' .. lowest)
+    end
   end
-end
-local excess = redis.call('ZCARD', KEYS[1]) - 1 - tonumber(ARGV[1])
-if excess > 0 then
-  redis.call('ZREMRANGEBYRANK', KEYS[1], 0, excess - 1)
-  local lowest = redis.call('ZRANGE', KEYS[1], 0, 0)[1]
-  redis.call('ZREM', KEYS[1], marker[1])
-  redis.call('ZADD', KEYS[1], '+inf', 'floor:' .. lowest)
 end
 return added
 ",
@@ -51,14 +57,22 @@ return added
 /// `redis.call`, with Lua's numbers (ids, floor and cap compared as doubles) and its errors
 /// (a nil compared or concatenated aborts the script). Errors carry Redis's codes; their
 /// messages leave out the Lua line and script hash Redis appends.
-fn feed_insert_in_process(keyspace: &mut Keyspace, key: &[u8], args: &[&[u8]]) -> Value {
-    feed_insert(keyspace, key, args).unwrap_or_else(Value::ServerError)
+fn feed_insert_in_process(keyspace: &mut Keyspace, keys: &[&[u8]], args: &[&[u8]]) -> Value {
+    let mut added = 0;
+    for key in keys {
+        match feed_insert(keyspace, key, args) {
+            Ok(count) => added += count,
+            Err(error) => return Value::ServerError(error),
+        }
+    }
+    Value::Int(added)
 }
 
-fn feed_insert(keyspace: &mut Keyspace, key: &[u8], args: &[&[u8]]) -> Result<Value, ServerError> {
+/// One key's part of FEED_INSERT: how many ids it added.
+fn feed_insert(keyspace: &mut Keyspace, key: &[u8], args: &[&[u8]]) -> Result<i64, ServerError> {
     let markers = members(keyspace.call(&[b"ZRANGEBYSCORE", key, b"+inf", b"+inf"])?);
     let Some(marker) = markers.into_iter().next() else {
-        return Ok(Value::Int(0));
+        return Ok(0);
     };
     // string.sub(marker[1], 7): the bytes after `floor:`.
     let floor = lua_number(marker.get(FLOOR_PREFIX.len()..).unwrap_or_default());
@@ -91,7 +105,7 @@ fn feed_insert(keyspace: &mut Keyspace, key: &[u8], args: &[&[u8]]) -> Result<Va
         let new_marker = [FLOOR_PREFIX.as_bytes(), &lowest].concat();
         keyspace.call(&[b"ZADD", key, b"+inf", &new_marker])?;
     }
-    Ok(Value::Int(added))
+    Ok(added)
 }
 
 /// The members of a range reply.
@@ -143,10 +157,19 @@ pub enum FeedSlice {
     Present { floor: u64, ids: Vec<u64> },
 }
 
-/// Adds `post_id` to each feed of `user_ids` that exists (one pipeline per master).
+/// Feeds one call of the insert script addresses at most: enough to spread the call's cost
+/// over many feeds, few enough that a call holds Redis (one thread) for well under a
+/// millisecond.
+const FEEDS_PER_CALL: usize = 100;
+
+/// Adds `post_id` to each feed of `user_ids` that exists: one script call per group of feeds
+/// (on a cluster, per group sharing a hash slot), one pipeline per master.
 pub fn add_fanout_commands(batch: &mut Batch, kv: &Kv, user_ids: &[u64], post_id: u64, cap: u32) {
-    for user_id in user_ids {
-        batch.add_script(&FEED_INSERT, &kv.keys().feed(*user_id), (cap, post_id));
+    let keys = user_ids.iter().map(|user_id| kv.keys().feed(*user_id));
+    for group in kv.group_by_slot(keys) {
+        for keys in group.chunks(FEEDS_PER_CALL) {
+            batch.add_script_on_keys(&FEED_INSERT, keys, (cap, post_id));
+        }
     }
 }
 
@@ -357,6 +380,21 @@ mod tests {
             Value::Int(4)
         );
         assert_eq!(feed(&store, "g"), ["12", "13", "floor:12"]);
+    }
+
+    #[tokio::test]
+    async fn one_call_inserts_into_each_existing_feed_as_if_alone() {
+        let store = store();
+        command(&store, "ZADD f 100 100 110 110 +inf floor:100");
+        command(&store, "ZADD g +inf floor:100");
+        command(&store, "ZADD h +inf floor:200");
+        let mut batch = Batch::new();
+        batch.add_script_on_keys(&FEED_INSERT, &["f", "missing", "g", "h"], (2, 150));
+        assert_eq!(store.run(batch).await.remove(0), Value::Int(2));
+        assert_eq!(feed(&store, "f"), ["110", "150", "floor:110"]);
+        assert_eq!(feed(&store, "g"), ["150", "floor:100"]);
+        assert_eq!(feed(&store, "h"), ["floor:200"]);
+        assert_eq!(command(&store, "EXISTS missing"), Value::Int(0));
     }
 
     #[tokio::test]

@@ -12,6 +12,8 @@
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
 use tokio_util::sync::CancellationToken;
 
 use super::jobs::FeedJob;
@@ -178,7 +180,7 @@ pub async fn fan_out(state: &AppState, kv: &Kv, post_id: u64) -> anyhow::Result<
 }
 
 /// Adds `post_id` to the existing feeds of `users`: one batch (one pipeline per master) per
-/// `page_size` users, a few batches in flight at once.
+/// `page_size` users, a few batches in flight at once (a new one leaves as each completes).
 pub async fn write_to_feeds(
     kv: &Kv,
     users: &[u64],
@@ -186,11 +188,15 @@ pub async fn write_to_feeds(
     cap: u32,
     page_size: u32,
 ) -> anyhow::Result<()> {
-    let pages: Vec<&[u64]> = users.chunks(page_size.max(1) as usize).collect();
-    for group in pages.chunks(PAGES_IN_FLIGHT) {
-        let writes = group.iter().map(|page| write_page(kv, page, post_id, cap));
-        for result in futures::future::join_all(writes).await {
-            result?;
+    let mut pages = users.chunks(page_size.max(1) as usize);
+    let mut in_flight = FuturesUnordered::new();
+    for page in pages.by_ref().take(PAGES_IN_FLIGHT) {
+        in_flight.push(write_page(kv, page, post_id, cap));
+    }
+    while let Some(result) = in_flight.next().await {
+        result?;
+        if let Some(page) = pages.next() {
+            in_flight.push(write_page(kv, page, post_id, cap));
         }
     }
     Ok(())

@@ -103,10 +103,31 @@ impl Batch {
         key: &str,
         args: A,
     ) -> &mut Self {
+        self.add_script_on_keys(script, &[key], args)
+    }
+
+    /// Adds one call of `script` on several keys with `args`. On a cluster the keys must
+    /// share a hash slot (Redis refuses a script across slots; [`Kv::group_by_slot`] makes
+    /// such groups): the first key routes the call, and a redirect moves the call whole.
+    ///
+    /// [`Kv::group_by_slot`]: super::Kv::group_by_slot
+    pub fn add_script_on_keys<K: AsRef<str>, A: redis::ToRedisArgs>(
+        &mut self,
+        script: &Arc<LuaScript>,
+        keys: &[K],
+        args: A,
+    ) -> &mut Self {
         let mut cmd = redis::cmd("EVALSHA");
-        cmd.arg(script.hash()).arg(1).arg(key).arg(args);
+        cmd.arg(script.hash()).arg(keys.len());
+        for key in keys {
+            cmd.arg(key.as_ref());
+        }
+        cmd.arg(args);
         self.commands.push(BatchCommand {
-            key: key.as_bytes().to_vec(),
+            key: keys
+                .first()
+                .map(|key| key.as_ref().as_bytes().to_vec())
+                .unwrap_or_default(),
             cmd,
             script: Some(script.clone()),
         });

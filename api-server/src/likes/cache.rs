@@ -28,24 +28,16 @@ pub async fn add_deltas(kv: &Kv, deltas: &[(u64, i64)]) -> redis::RedisResult<()
     crate::feed::cache::first_error(kv.run(batch).await?)
 }
 
-/// Pending deltas of `post_ids`, in order (0 when none).
+/// Pending deltas of `post_ids`, in order (0 when none), in one round trip.
 pub async fn get_deltas(kv: &Kv, post_ids: &[u64]) -> redis::RedisResult<Vec<i64>> {
-    let mut batch = Batch::new();
-    add_delta_reads(&mut batch, kv, post_ids);
-    Ok(parse_deltas(kv.run(batch).await?))
+    let keys: Vec<String> = post_ids
+        .iter()
+        .map(|id| kv.keys().like_delta(*id))
+        .collect();
+    Ok(parse_deltas(kv.get_many(&keys).await?))
 }
 
-/// Adds one GET per post's delta to a batch (to share a round trip with other reads).
-pub fn add_delta_reads(batch: &mut Batch, kv: &Kv, post_ids: &[u64]) {
-    for id in post_ids {
-        let key = kv.keys().like_delta(*id);
-        let mut get = cmd("GET");
-        get.arg(&key);
-        batch.add(key, get);
-    }
-}
-
-/// Reads the replies of [`add_delta_reads`] (0 when a post has no delta).
+/// Reads delta values (0 when a post has no delta).
 pub fn parse_deltas(replies: Vec<redis::Value>) -> Vec<i64> {
     replies
         .into_iter()

@@ -9,24 +9,21 @@ use crate::kv::{Batch, Kv};
 use crate::likes;
 
 /// Cached bodies of `post_ids` (`None` for a miss) and their pending like deltas, in order,
-/// in one round trip.
+/// in one round trip (MGETs, not a GET per key).
 pub async fn get_posts_and_deltas(
     kv: &Kv,
     post_ids: &[u64],
 ) -> redis::RedisResult<(Vec<Option<PostView>>, Vec<i64>)> {
-    let mut batch = Batch::new();
-    for id in post_ids {
-        let key = kv.keys().post(*id);
-        let mut get = cmd("GET");
-        get.arg(&key);
-        batch.add(key, get);
-    }
-    likes::cache::add_delta_reads(&mut batch, kv, post_ids);
-    let mut replies = kv.run(batch).await?;
-    let deltas = likes::cache::parse_deltas(replies.split_off(post_ids.len()));
-    let posts = replies
+    let keys: Vec<String> = post_ids
+        .iter()
+        .map(|id| kv.keys().post(*id))
+        .chain(post_ids.iter().map(|id| kv.keys().like_delta(*id)))
+        .collect();
+    let mut values = kv.get_many(&keys).await?;
+    let deltas = likes::cache::parse_deltas(values.split_off(post_ids.len()));
+    let posts = values
         .into_iter()
-        .map(|reply| match reply {
+        .map(|value| match value {
             Value::BulkString(bytes) => serde_json::from_slice(&bytes).ok(),
             _ => None,
         })

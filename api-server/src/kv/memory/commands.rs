@@ -12,6 +12,7 @@ type Handler = fn(&mut Keyspace, &[&[u8]]) -> Reply;
 /// Name, arity (as in `COMMAND INFO`: negative means "at least") and handler of each command.
 const COMMANDS: &[(&str, i64, Handler)] = &[
     ("get", 2, strings::get),
+    ("mget", -2, strings::mget),
     ("set", -3, strings::set),
     ("incr", 2, strings::incr),
     ("incrby", 3, strings::incrby),
@@ -224,13 +225,9 @@ fn evalsha(keyspace: &mut Keyspace, args: &[&[u8]]) -> Reply {
         return Err(error("ERR Number of keys can't be negative"));
     }
     let script = keyspace.script(hash).ok_or_else(no_script)?;
-    if keys != 1 {
-        return Err(error(
-            "ERR the in-process body of a script takes exactly one key",
-        ));
-    }
+    let (keys, script_args) = args[3..].split_at(keys as usize);
     keyspace.in_script = true;
-    let reply = script(keyspace, args[3], &args[4..]);
+    let reply = script(keyspace, keys, script_args);
     keyspace.in_script = false;
     match reply {
         Value::ServerError(error) => Err(error),
@@ -417,14 +414,16 @@ mod tests {
     }
 
     #[test]
-    fn evalsha_runs_the_registered_body_with_its_key_and_arguments() {
-        fn echo(keyspace: &mut Keyspace, key: &[u8], args: &[&[u8]]) -> Value {
-            let mut set: Vec<&[u8]> = vec![b"SET", key];
-            set.extend_from_slice(args);
-            match keyspace.call(&set) {
-                Ok(_) => Value::Int(7),
-                Err(error) => Value::ServerError(error),
+    fn evalsha_runs_the_registered_body_with_its_keys_and_arguments() {
+        fn echo(keyspace: &mut Keyspace, keys: &[&[u8]], args: &[&[u8]]) -> Value {
+            for key in keys {
+                let mut set: Vec<&[u8]> = vec![b"SET", key];
+                set.extend_from_slice(args);
+                if let Err(error) = keyspace.call(&set) {
+                    return Value::ServerError(error);
+                }
             }
+            Value::Int(7)
         }
         let mut ks = keyspace();
         let sha = "ABCDEF6789012345678901234567890123456789";
@@ -434,6 +433,13 @@ mod tests {
             Value::Int(7)
         );
         assert_eq!(run(&mut ks, "get k"), Value::BulkString(b"v".to_vec()));
+        // Every key, then the arguments.
+        assert_eq!(
+            run(&mut ks, &format!("evalsha {sha} 2 a b w")),
+            Value::Int(7)
+        );
+        assert_eq!(run(&mut ks, "get a"), Value::BulkString(b"w".to_vec()));
+        assert_eq!(run(&mut ks, "get b"), Value::BulkString(b"w".to_vec()));
         // An error inside the script is the script's reply.
         assert_eq!(
             err(&mut ks, &format!("evalsha {sha} 1 k v ex 0")),

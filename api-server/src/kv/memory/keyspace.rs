@@ -22,10 +22,10 @@ use super::zset::SortedSet;
 const SWEEP_PER_COMMAND: usize = 20;
 
 /// The in-process body of a Lua script (see [`LuaScript`](crate::kv::LuaScript)): run for
-/// EVALSHA of the script's hash with its one key and its arguments, inside the store's lock
+/// EVALSHA of the script's hash with its keys and its arguments, inside the store's lock
 /// (so, like a Lua script in Redis, atomically). It reaches the keyspace through
 /// [`Keyspace::call`], as Lua reaches Redis through `redis.call`.
-pub type InProcessScript = fn(&mut Keyspace, &[u8], &[&[u8]]) -> Value;
+pub type InProcessScript = fn(&mut Keyspace, &[&[u8]], &[&[u8]]) -> Value;
 
 /// A stored value.
 #[derive(Debug)]

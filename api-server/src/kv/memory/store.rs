@@ -209,7 +209,7 @@ mod tests {
 
     #[test]
     fn evalsha_of_a_script_the_store_was_not_given_is_noscript() {
-        fn one(_: &mut Keyspace, _: &[u8], _: &[&[u8]]) -> Value {
+        fn one(_: &mut Keyspace, _: &[&[u8]], _: &[&[u8]]) -> Value {
             Value::Int(1)
         }
         let store = MemoryStore::new(10);

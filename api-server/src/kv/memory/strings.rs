@@ -1,5 +1,5 @@
-//! String commands: GET, SET (with NX/XX, GET, EX/PX/EXAT/PXAT/KEEPTTL), INCR, INCRBY, DECR,
-//! DECRBY.
+//! String commands: GET, MGET, SET (with NX/XX, GET, EX/PX/EXAT/PXAT/KEEPTTL), INCR, INCRBY,
+//! DECR, DECRBY.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -14,6 +14,18 @@ pub(super) fn get(keyspace: &mut Keyspace, args: &[&[u8]]) -> Reply {
         Some(entry) => Ok(bulk(entry.bytes()?.clone())),
         None => Ok(Value::Nil),
     }
+}
+
+/// MGET: each key's string, nil for a missing key and (unlike GET) for a key of another type.
+pub(super) fn mget(keyspace: &mut Keyspace, args: &[&[u8]]) -> Reply {
+    let values = args[1..]
+        .iter()
+        .map(|key| match keyspace.get(key).map(|entry| entry.bytes()) {
+            Some(Ok(bytes)) => bulk(bytes.clone()),
+            Some(Err(_)) | None => Value::Nil,
+        })
+        .collect();
+    Ok(Value::Array(values))
 }
 
 /// When SET's key expires.
@@ -186,6 +198,21 @@ mod tests {
         assert_eq!(run(&mut ks, "get k"), text("v"));
         assert_eq!(run(&mut ks, "set k w get"), text("v"));
         assert_eq!(run(&mut ks, "get k"), text("w"));
+    }
+
+    #[test]
+    fn mget_answers_nil_for_missing_keys_and_other_types() {
+        let mut ks = keyspace();
+        run(&mut ks, "set a 1");
+        run(&mut ks, "zadd z 1 m");
+        assert_eq!(
+            run(&mut ks, "mget a missing z a"),
+            Value::Array(vec![text("1"), Value::Nil, Value::Nil, text("1")])
+        );
+        assert_eq!(
+            err(&mut ks, "mget"),
+            "ERR wrong number of arguments for 'mget' command"
+        );
     }
 
     #[test]
