@@ -767,6 +767,22 @@ fn value_error(value: &Value) -> RedisError {
     }
 }
 
+/// Logs a Redis failure that a request works around (it falls back or goes on without):
+/// at debug when Redis is unreachable, slow or behind the open breaker (the breaker logs the
+/// outage once at warn, and `api_redis_calls_total` counts every call), so an outage does
+/// not log once per request; at warn when Redis answered with an error it should not give.
+pub fn log_fallback(error: &RedisError, what: &'static str) {
+    if error.is_io_error()
+        || error.is_timeout()
+        || error.is_connection_dropped()
+        || error.is_connection_refusal()
+    {
+        tracing::debug!(%error, "{what}");
+    } else {
+        tracing::warn!(%error, "{what}");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use clap::Parser;

@@ -52,7 +52,7 @@ async fn hydrate(
                 deltas = ids.iter().copied().zip(pending).collect();
             }
             // A read never waits for Redis to recover: fall through to MySQL.
-            Err(error) => tracing::warn!(%error, "post cache unavailable"),
+            Err(error) => crate::kv::log_fallback(&error, "post cache unavailable"),
         }
     }
     let mut conn = state.db.reader().await?;
@@ -67,7 +67,7 @@ async fn hydrate(
         && let Err(error) =
             cache::put_posts(kv, &loaded, state.config.feed.post_cache_ttl.as_secs()).await
     {
-        tracing::warn!(%error, "cannot fill the post cache");
+        crate::kv::log_fallback(&error, "cannot fill the post cache");
     }
     for post in loaded {
         views.insert(post.id, post);
@@ -122,7 +122,7 @@ pub async fn apply_viewer_state(
                     post.like_count = post.like_count.saturating_add_signed(delta);
                 }
             }
-            Err(error) => tracing::warn!(%error, "like deltas unavailable"),
+            Err(error) => crate::kv::log_fallback(&error, "like deltas unavailable"),
         }
     }
     mark_liked(conn, posts, viewer).await?;

@@ -56,7 +56,10 @@ pub async fn enforce_rate_limits(
             Ok(hit) => hit,
             Err(error) => {
                 // Limits protect the service; they must not take it down with Redis.
-                tracing::warn!(%error, "rate-limit counter unavailable; letting the request through");
+                crate::kv::log_fallback(
+                    &error,
+                    "rate-limit counter unavailable; letting the request through",
+                );
                 return next.run(request).await;
             }
         };
