@@ -193,6 +193,8 @@ impl Readers {
 }
 
 const READER_ACQUIRE_TIMEOUT: Duration = Duration::from_millis(750);
+/// A pooled MySQL connection idle longer than this is pinged before it is handed out.
+const PING_WHEN_IDLE_FOR: Duration = Duration::from_secs(1);
 
 fn lazy_pool(
     url: &SecretString,
@@ -215,6 +217,19 @@ fn lazy_pool(
             .min_connections(0)
             .acquire_timeout(acquire_timeout)
             .idle_timeout(Some(Duration::from_secs(300)))
+            // sqlx pings every connection it hands out, a round trip before each query. A
+            // connection back from use moments ago (sqlx pings it on release too) is known
+            // good; only one idle for a while, which the server or a failover may have
+            // dropped meanwhile, is checked.
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for > PING_WHEN_IDLE_FOR {
+                        sqlx::Connection::ping(conn).await?;
+                    }
+                    Ok(true)
+                })
+            })
             .connect_lazy_with(options),
     ))
 }
