@@ -7,7 +7,8 @@
 //!                         ├ which posts are live, which likes exist (one query each)
 //!                         ├ insert new likes, delete withdrawn ones, append like_events
 //!                         ├ Redis deltas (one INCRBY per post), commit
-//!                         └ count per post (stored + delta), answer each request
+//!                         └ in a task of its own (the next group starts meanwhile):
+//!                           count per post (stored + delta), answer each request
 //! ```
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -104,24 +105,49 @@ pub async fn run_like_writer(
     }
 }
 
+/// Stores a group, then hands its answers to a task of their own: the counts they carry cost
+/// a query and a Redis round trip, which the next group need not wait for.
 async fn store_batch(state: &AppState, batch: Vec<LikeChange>) {
-    let outcomes = match try_store_batch(state, &batch).await {
-        Ok(outcomes) => outcomes,
+    match try_store_batch(state, &batch).await {
+        Ok(live) => {
+            let state = state.clone();
+            tokio::spawn(async move { answer(&state, batch, &live).await });
+        }
         Err(error) => {
             tracing::warn!(%error, changes = batch.len(), "storing a group of likes failed");
-            vec![LikeOutcome::Failed; batch.len()]
+            reply_all(batch, |_| LikeOutcome::Failed);
         }
-    };
-    for (change, outcome) in batch.into_iter().zip(outcomes) {
+    }
+}
+
+/// Answers each request of a stored group with its post's count after the group.
+async fn answer(state: &AppState, batch: Vec<LikeChange>, live: &BTreeSet<u64>) {
+    let live_ids: Vec<u64> = live.iter().copied().collect();
+    match current_counts(state, &live_ids).await {
+        Ok(counts) => reply_all(batch, |change| match counts.get(&change.post_id) {
+            Some(like_count) => LikeOutcome::Stored {
+                like_count: *like_count,
+            },
+            None => LikeOutcome::PostNotFound,
+        }),
+        Err(error) => {
+            // Stored, but no count to show: the client retries, which changes nothing.
+            tracing::warn!(%error, changes = batch.len(), "reading like counts failed");
+            reply_all(batch, |_| LikeOutcome::Failed);
+        }
+    }
+}
+
+fn reply_all(batch: Vec<LikeChange>, outcome: impl Fn(&LikeChange) -> LikeOutcome) {
+    for change in batch {
+        let outcome = outcome(&change);
         // A request that gave up (client gone) no longer listens: nothing to do.
         let _ = change.reply.send(outcome);
     }
 }
 
-async fn try_store_batch(
-    state: &AppState,
-    batch: &[LikeChange],
-) -> anyhow::Result<Vec<LikeOutcome>> {
+/// Stores a group in one transaction; returns which of its posts are live.
+async fn try_store_batch(state: &AppState, batch: &[LikeChange]) -> anyhow::Result<BTreeSet<u64>> {
     let post_ids: BTreeSet<u64> = batch.iter().map(|c| c.post_id).collect();
     let post_ids: Vec<u64> = post_ids.into_iter().collect();
     let now = crate::db::now();
@@ -189,32 +215,14 @@ async fn try_store_batch(
         }
         return Err(error.into());
     }
-    let counts = current_counts(state, &post_ids, &live).await?;
-    Ok(batch
-        .iter()
-        .map(|change| match counts.get(&change.post_id) {
-            Some(like_count) => LikeOutcome::Stored {
-                like_count: *like_count,
-            },
-            None => LikeOutcome::PostNotFound,
-        })
-        .collect())
+    Ok(live)
 }
 
-/// Stored count plus pending delta of each live post.
-async fn current_counts(
-    state: &AppState,
-    post_ids: &[u64],
-    live: &BTreeSet<u64>,
-) -> anyhow::Result<HashMap<u64, u64>> {
-    let live_ids: Vec<u64> = post_ids
-        .iter()
-        .copied()
-        .filter(|id| live.contains(id))
-        .collect();
-    let stored = crate::posts::store::find_post_counts(state.db.writer(), &live_ids).await?;
+/// Stored count plus pending delta of each of `live_ids`.
+async fn current_counts(state: &AppState, live_ids: &[u64]) -> anyhow::Result<HashMap<u64, u64>> {
+    let stored = crate::posts::store::find_post_counts(state.db.writer(), live_ids).await?;
     let deltas = match &state.kv {
-        Some(kv) => cache::get_deltas(kv, &live_ids).await.unwrap_or_default(),
+        Some(kv) => cache::get_deltas(kv, live_ids).await.unwrap_or_default(),
         None => Vec::new(),
     };
     let delta_of: HashMap<u64, i64> = live_ids.iter().copied().zip(deltas).collect();
