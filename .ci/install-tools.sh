@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install what the tests need on a fresh Debian 12 machine; quick when it is all there already.
-#   - Debian packages: MariaDB, Redis, Prometheus tooling (promtool, amtool), curl, python3-venv
+#   - Debian packages: MariaDB, Redis, Prometheus tooling (promtool, amtool), curl, python3-venv,
+#     wrk (the benchmark's HTTP load)
 #   - s3s-fs (an S3 server over a directory) built by cargo, cached outside the clone
 #   - schemathesis in a venv, cached outside the clone
 #   - with --with-control-plane: a Kubernetes control plane built from Go modules
@@ -20,7 +21,7 @@ SCHEMATHESIS_VERSION=4.32.5
 SCHEMATHESIS_VENV="$SNS_TOOLS_DIR/venv-schemathesis"
 
 APT_PACKAGES=(mariadb-server mariadb-client redis-server redis-tools prometheus
-    prometheus-alertmanager curl ca-certificates python3-venv openssl util-linux)
+    prometheus-alertmanager curl ca-certificates python3-venv openssl util-linux wrk)
 
 log() { printf '[install-tools %s] %s\n' "$(date +%T)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -43,7 +44,7 @@ python_for_venv() {
 install_apt() {
     local missing=() b
     # openssl and flock (util-linux) serve the control-plane script (certificates, port lock).
-    for b in mariadbd mariadb mariadb-install-db redis-server redis-cli promtool amtool curl openssl flock; do
+    for b in mariadbd mariadb mariadb-install-db redis-server redis-cli promtool amtool curl openssl flock wrk; do
         command -v "$b" >/dev/null || missing+=("$b")
     done
     # The venv step needs ensurepip, which Debian ships separately (python3-venv).
@@ -60,7 +61,7 @@ install_apt() {
     # install ("cannot access archive"): a second run of the same command then succeeds.
     apt-get install -y -q --no-install-recommends "${APT_PACKAGES[@]}" ||
         apt-get install -y -q --no-install-recommends "${APT_PACKAGES[@]}"
-    for b in mariadbd redis-server redis-cli promtool amtool curl; do
+    for b in mariadbd redis-server redis-cli promtool amtool curl wrk; do
         command -v "$b" >/dev/null || die "$b still missing after apt-get install"
     done
 }

@@ -12,13 +12,17 @@
 //!    and the time until the post is in every one of 10,000 followers' feeds.
 //! 4. Likes/s on one hot post through the HTTP API (target >= 5,000/s), count checked.
 //! 5. Feed reads (Redis hit, 20 items) under load: p50, p99, req/s, and the process RSS.
+//! 6. Feed reads while Redis is down (database fallback), then while parked fan-outs replay.
+//!
+//! The API server is the `sns-api` binary in a process of its own (its CPU time and memory
+//! are read from /proc). The HTTP loads of 4 and 5 come from wrk, another process, on one
+//! thread; 3 and 6 use a Rust client in this process (6 counts latencies of pages served).
 
 #[path = "../tests/api/fixtures.rs"]
 mod fixtures;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -27,7 +31,6 @@ use futures::StreamExt;
 use sns_api::config::Config;
 use sns_api::feed::{cache, fanout};
 use sns_api::kv::{Batch, Kv};
-use sns_api::startup::App;
 use sqlx::{Connection, MySqlConnection};
 
 fn env(name: &str) -> anyhow::Result<String> {
@@ -64,10 +67,11 @@ async fn main() -> anyhow::Result<()> {
 
     let app = BenchApp::spawn(&redis_url).await?;
     println!("\n== 3. post create latency and fan-out lag");
-    app.post_latency_and_lag().await?;
+    let crowd = app.post_latency_and_lag().await?;
 
     println!("\n== 4. likes on one hot post");
-    app.hot_post_likes(Duration::from_secs(5), 64).await?;
+    app.hot_post_likes(&crowd, Duration::from_secs(5), 64)
+        .await?;
 
     println!("\n== 5. feed reads (Redis hit, 20 items) under load");
     let readers = app.feed_read_load(Duration::from_secs(10), 32).await?;
@@ -155,12 +159,14 @@ async fn pipelined_vs_naive(kv: &Kv, followers: u64) -> anyhow::Result<(Duration
     Ok((pipelined, started.elapsed()))
 }
 
-/// The API on a fresh database, in this process, with Redis.
+/// The API server (the `sns-api` binary, in a process of its own, as deployed) on a fresh
+/// database, with Redis.
 struct BenchApp {
     address: String,
     database_url: String,
     config: Config,
     client: reqwest::Client,
+    server: tokio::process::Child,
 }
 
 impl BenchApp {
@@ -174,25 +180,73 @@ impl BenchApp {
         .execute(&mut conn)
         .await?;
         let database_url = format!("{}/{name}", server.trim_end_matches('/'));
-        let mut config = Config::try_parse_from(["sns-api"])?;
-        config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
-        config.database.database_url = database_url.clone().into();
-        config.database.database_max_connections = 32;
-        config.redis.redis_url = Some(redis_url.to_owned());
-        config.redis.redis_key_prefix = format!("bench:{}:", uuid::Uuid::new_v4().simple());
-        config.auth.jwt_secret = Some("bench".to_owned().into());
-        config.rate_limits.rate_limit_enabled = false;
-        let app = App::build(config.clone()).await?;
-        let address = format!("http://{}", app.local_addr()?);
-        tokio::spawn(app.run_until(std::future::pending()));
-        Ok(Self {
-            address,
+        // A free port: bound, read, released for the server to take.
+        let listen = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+        let prefix = format!("bench:{}:", uuid::Uuid::new_v4().simple());
+        let args: Vec<String> = [
+            "--listen",
+            &listen.to_string(),
+            "--database-url",
+            &database_url,
+            "--database-max-connections",
+            "32",
+            "--redis-url",
+            redis_url,
+            "--redis-key-prefix",
+            &prefix,
+            "--jwt-secret",
+            "bench",
+            "--rate-limit-enabled",
+            "false",
+            "--log-filter",
+            "warn",
+        ]
+        .map(str::to_owned)
+        .into();
+        let config =
+            Config::try_parse_from(std::iter::once("sns-api".to_owned()).chain(args.clone()))?;
+        let log_path = std::env::temp_dir().join(format!("sns-bench-api-{}.log", &prefix[6..18]));
+        let log = std::fs::File::create(&log_path)?;
+        println!("sns-api log: {}", log_path.display());
+        let server = tokio::process::Command::new(env!("CARGO_BIN_EXE_sns-api"))
+            .args(&args)
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting sns-api")?;
+        let app = Self {
+            address: format!("http://{listen}"),
             database_url,
             config,
             client: reqwest::Client::builder()
                 .pool_max_idle_per_host(256)
                 .build()?,
-        })
+            server,
+        };
+        app.wait_until_ready().await?;
+        Ok(app)
+    }
+
+    async fn wait_until_ready(&self) -> anyhow::Result<()> {
+        let url = format!("{}/readyz", self.address);
+        let started = Instant::now();
+        loop {
+            if let Ok(response) = self.client.get(&url).send().await
+                && response.status().is_success()
+            {
+                return Ok(());
+            }
+            if started.elapsed() > Duration::from_secs(60) {
+                bail!("sns-api did not become ready within 60 s");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The server process's id, for its CPU time and memory.
+    fn server_pid(&self) -> anyhow::Result<u32> {
+        self.server.id().context("sns-api has exited")
     }
 
     async fn db(&self) -> anyhow::Result<MySqlConnection> {
@@ -233,7 +287,8 @@ impl BenchApp {
         bail!("fan-out did not finish")
     }
 
-    async fn post_latency_and_lag(&self) -> anyhow::Result<()> {
+    /// Returns the 100,000 users of its crowd (the likers of section 4).
+    async fn post_latency_and_lag(&self) -> anyhow::Result<Vec<u64>> {
         let mut conn = self.db().await?;
         let lonely = fixtures::insert_users(&mut conn, "lonely", 1).await[0];
         let famous = fixtures::insert_users(&mut conn, "famous", 1).await[0];
@@ -277,68 +332,45 @@ impl BenchApp {
              (target p99 <= 5 s)",
             Percentiles::of(&mut lags)
         );
-        Ok(())
+        Ok(crowd)
     }
 
-    async fn hot_post_likes(&self, duration: Duration, clients: usize) -> anyhow::Result<()> {
+    /// Each of `likers` likes one post at most once, through wrk.
+    async fn hot_post_likes(
+        &self,
+        likers: &[u64],
+        duration: Duration,
+        connections: usize,
+    ) -> anyhow::Result<()> {
         let mut conn = self.db().await?;
         let author = fixtures::insert_users(&mut conn, "hot", 1).await[0];
         let post = fixtures::insert_posts(&mut conn, author, 1).await[0];
-        let likers = fixtures::insert_users(&mut conn, "liker", 50_000).await;
-        let tokens: Arc<Vec<String>> = Arc::new(
-            likers
-                .iter()
-                .map(|id| self.token(*id))
-                .collect::<anyhow::Result<_>>()?,
-        );
-        let next = Arc::new(AtomicU64::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
+        let tokens: Vec<String> = likers
+            .iter()
+            .map(|id| self.token(*id))
+            .collect::<anyhow::Result<_>>()?;
         let url = format!("{}/api/v1/posts/{post}/like", self.address);
-        let started = Instant::now();
-        let workers: Vec<_> = (0..clients)
-            .map(|_| {
-                let (client, tokens, next, stop, url) = (
-                    self.client.clone(),
-                    tokens.clone(),
-                    next.clone(),
-                    stop.clone(),
-                    url.clone(),
-                );
-                tokio::spawn(async move {
-                    let mut latencies = Vec::new();
-                    while !stop.load(Ordering::Relaxed) {
-                        let index = next.fetch_add(1, Ordering::Relaxed) as usize;
-                        let Some(token) = tokens.get(index) else {
-                            break;
-                        };
-                        let sent = Instant::now();
-                        let ok = client
-                            .put(&url)
-                            .bearer_auth(token)
-                            .send()
-                            .await
-                            .is_ok_and(|r| r.status().is_success());
-                        if ok {
-                            latencies.push(sent.elapsed());
-                        }
-                    }
-                    latencies
-                })
-            })
-            .collect();
-        tokio::time::sleep(duration).await;
-        stop.store(true, Ordering::Relaxed);
-        let mut latencies = Vec::new();
-        for worker in workers {
-            latencies.extend(worker.await?);
+        let run = wrk(
+            self.server_pid()?,
+            &url,
+            "PUT",
+            tokens,
+            connections,
+            duration,
+            None,
+        )
+        .await?;
+        if run.wrapped {
+            bail!("the likers ran out: every request must be a new like");
         }
-        let elapsed = started.elapsed();
-        let liked = latencies.len() as u64;
         println!(
-            "{clients} clients: {liked} likes in {:.1} s = {:.0} likes/s (target >= 5,000); {}",
-            elapsed.as_secs_f64(),
-            liked as f64 / elapsed.as_secs_f64(),
-            Percentiles::of(&mut latencies)
+            "wrk, {connections} connections: {} likes acknowledged in {:.1} s = {:.0} likes/s \
+             (target >= 5,000); {}; API process CPU {:.0} us per like",
+            run.ok,
+            run.elapsed.as_secs_f64(),
+            run.ok as f64 / run.elapsed.as_secs_f64(),
+            run.latency,
+            run.api_cpu.as_secs_f64() * 1e6 / run.requests.max(1) as f64,
         );
         let converged = Instant::now();
         loop {
@@ -351,15 +383,21 @@ impl BenchApp {
                     .bind(post)
                     .fetch_one(&mut conn)
                     .await?;
-            if count == rows as u64 && count == liked {
+            // A request still in flight when wrk stopped may be stored without its answer
+            // having been read: at most one per connection.
+            let unanswered = count.saturating_sub(run.ok);
+            if count == rows as u64 && count >= run.ok && unanswered <= connections as u64 {
                 println!(
-                    "like_count = {count} = likes acknowledged, exact {:.2} s after the load",
+                    "like_count = {count} = like rows: every acknowledged like counted ({} \
+                     more stored whose answer wrk did not wait for), exact {:.2} s after the \
+                     load",
+                    unanswered,
                     converged.elapsed().as_secs_f64()
                 );
                 return Ok(());
             }
             if converged.elapsed() > Duration::from_secs(30) {
-                bail!("like_count {count}, rows {rows}, acknowledged {liked}");
+                bail!("like_count {count}, rows {rows}, acknowledged {}", run.ok);
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -368,7 +406,7 @@ impl BenchApp {
     async fn feed_read_load(
         &self,
         duration: Duration,
-        clients: usize,
+        connections: usize,
     ) -> anyhow::Result<Arc<Vec<String>>> {
         let mut conn = self.db().await?;
         let readers = fixtures::insert_users(&mut conn, "reader", 1000).await;
@@ -389,19 +427,31 @@ impl BenchApp {
             self.client.get(&url).bearer_auth(token).send().await?;
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
-        let load = self.read_load(&tokens, duration, clients).await?;
+        let run = wrk(
+            self.server_pid()?,
+            &url,
+            "GET",
+            tokens.to_vec(),
+            connections,
+            duration,
+            Some("x-feed-source=redis"),
+        )
+        .await?;
         println!(
-            "{clients} clients, {} reads ({} from Redis) in {:.1} s = {:.0} req/s \
-             (target >= 5,000 on 2 cores); {} (targets p50 <= 5 ms, p99 <= 25 ms)",
-            load.latencies.len(),
-            load.from_redis,
-            load.elapsed.as_secs_f64(),
-            load.latencies.len() as f64 / load.elapsed.as_secs_f64(),
-            Percentiles::of(&mut load.latencies.clone())
+            "wrk, {connections} connections: {} pages ({} answered 200, {} from Redis) in \
+             {:.1} s = {:.0} req/s (target >= 5,000 on 2 cores); {} (targets p50 <= 5 ms, \
+             p99 <= 25 ms); API process CPU {:.0} us per read",
+            run.requests,
+            run.ok,
+            run.watched,
+            run.elapsed.as_secs_f64(),
+            run.requests as f64 / run.elapsed.as_secs_f64(),
+            run.latency,
+            run.api_cpu.as_secs_f64() * 1e6 / run.requests.max(1) as f64,
         );
         println!(
-            "RSS of this process (API server + load client): {} MB (target for the API <= 100 MB)",
-            rss_mb()
+            "RSS of the sns-api process after the load: {} MB (target <= 100 MB)",
+            rss_mb(self.server_pid()?)
         );
         Ok(tokens)
     }
@@ -580,8 +630,111 @@ impl std::fmt::Display for Percentiles {
     }
 }
 
-fn rss_mb() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
+/// What one wrk run measured (its script prints one `wrk-result` line).
+struct WrkRun {
+    /// Answers received, whatever their status.
+    requests: u64,
+    /// 2xx answers.
+    ok: u64,
+    /// Answers carrying the watched header value.
+    watched: u64,
+    /// Whether a wrk thread ran out of tokens and reused them.
+    wrapped: bool,
+    elapsed: Duration,
+    latency: Percentiles,
+    /// CPU time the API server process used during the run.
+    api_cpu: Duration,
+}
+
+/// Runs wrk against `url` for `duration` over `connections` keep-alive connections, each
+/// request with the next of `tokens` as its bearer token (benches/wrk/bearer-rotation.lua).
+/// The load generator runs in its own process, on one thread, so the API is measured with
+/// an HTTP client of small, known cost beside it rather than inside its own runtime.
+async fn wrk(
+    server_pid: u32,
+    url: &str,
+    method: &str,
+    tokens: Vec<String>,
+    connections: usize,
+    duration: Duration,
+    watch: Option<&str>,
+) -> anyhow::Result<WrkRun> {
+    let tokens_file = std::env::temp_dir().join(format!(
+        "sns-bench-tokens-{}.txt",
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::write(&tokens_file, tokens.join("\n") + "\n")?;
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/benches/wrk/bearer-rotation.lua"
+    );
+    let mut command = tokio::process::Command::new("wrk");
+    command
+        .args(["-t", "1", "-c", &connections.to_string()])
+        .args(["-d", &format!("{}s", duration.as_secs().max(1))])
+        .args(["--timeout", "5s", "-s", script, url, "--"])
+        .arg(&tokens_file)
+        .args(["1", method])
+        .args(watch);
+    let cpu_before = process_cpu(server_pid);
+    let output = command
+        .output()
+        .await
+        .context("running wrk (Debian package `wrk`; .ci/install-tools.sh installs it)")?;
+    let api_cpu = process_cpu(server_pid).saturating_sub(cpu_before);
+    let _ = std::fs::remove_file(&tokens_file);
+    let text = String::from_utf8_lossy(&output.stdout);
+    let line = text
+        .lines()
+        .find_map(|line| line.strip_prefix("wrk-result "))
+        .with_context(|| {
+            format!(
+                "no result line from wrk: {text}{}",
+                String::from_utf8_lossy(&output.stderr)
+            )
+        })?;
+    let field = |name: &str| -> anyhow::Result<u64> {
+        line.split_whitespace()
+            .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
+            .with_context(|| format!("no {name} in {line}"))?
+            .parse()
+            .with_context(|| format!("{name} in {line}"))
+    };
+    Ok(WrkRun {
+        requests: field("requests")?,
+        ok: field("ok")?,
+        watched: field("watched")?,
+        wrapped: field("wrapped")? != 0,
+        elapsed: Duration::from_micros(field("duration_us")?),
+        latency: Percentiles {
+            p50: Duration::from_micros(field("p50_us")?),
+            p99: Duration::from_micros(field("p99_us")?),
+            max: Duration::from_micros(field("max_us")?),
+        },
+        api_cpu,
+    })
+}
+
+/// CPU time (user + system) process `pid` has used.
+fn process_cpu(pid: u32) -> Duration {
+    // Fields 14 and 15 of /proc/PID/stat, in clock ticks (100 per second on Linux); the
+    // command name (field 2) may hold spaces, so count from the closing parenthesis.
+    let ticks = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let rest = &stat[stat.rfind(')')? + 2..];
+            let mut fields = rest.split_whitespace().skip(11);
+            let user: u64 = fields.next()?.parse().ok()?;
+            let system: u64 = fields.next()?.parse().ok()?;
+            Some(user + system)
+        })
+        .unwrap_or(0);
+    Duration::from_millis(ticks * 10)
+}
+
+/// Resident memory of process `pid`, in MB.
+fn rss_mb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|status| {
             status
