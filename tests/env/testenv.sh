@@ -92,13 +92,14 @@ mysql_launch() { # DIR NODE_NUMBER PORT: start mariadbd in the background (it do
         extra+=(--rpl-semi-sync-master-enabled=ON --rpl-semi-sync-slave-enabled=ON
             --rpl-semi-sync-master-timeout=5000)
     fi
-    # fd 9 (the port lock) is closed for the server, so the lock is not held by it.
+    # fd 9 (the port lock) is closed for the server, so the lock is not held by it. The
+    # thread pool is what the operator configures (operator/src/reconcile/build/mysql.rs).
     nohup mariadbd --no-defaults --user=mysql --datadir="$node/data" --tmpdir="$node/tmp" \
         --port="$port" --bind-address=127.0.0.1 --socket="$(socket_of "$node")" \
         --pid-file="$node/mysqld.pid" --log-error="$node/error.log" \
         --server-id="$n" --log-bin=mysql-bin --log-slave-updates=1 --binlog-format=ROW \
         --gtid-strict-mode=1 --skip-name-resolve --innodb-buffer-pool-size=64M \
-        --performance-schema=0 --max-connections=1000 \
+        --performance-schema=0 --max-connections=1000 --thread-handling=pool-of-threads \
         --report-host=127.0.0.1 --report-port="$port" "${extra[@]}" \
         >"$node/stdout.log" 2>&1 9>&- &
     # nohup execs mariadbd in the background child, so $! is the server's own PID.
