@@ -18,7 +18,7 @@ use crate::kv::Kv;
 use crate::likes::writer::LikeWriter;
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
-use crate::state::AppState;
+use crate::state::{AppState, Services};
 use crate::uploads::store::ObjectStore;
 use secrecy::ExposeSecret;
 
@@ -77,7 +77,7 @@ impl App {
             "stores ready"
         );
         let (likes, like_queue) = LikeWriter::new();
-        let state = AppState {
+        let state = AppState::new(Services {
             db,
             kv: kv.clone(),
             feed: Arc::new(FeedRuntime::new(&config.redis, &config.feed)),
@@ -87,7 +87,7 @@ impl App {
             tokens: Arc::new(TokenKeys::from_config(&config.auth)),
             metrics: Arc::new(Metrics::new().context("registering metrics")?),
             config: Arc::new(config),
-        };
+        });
         let router = crate::http::router(state.clone());
         let (background, stop_background) = (TaskTracker::new(), CancellationToken::new());
         if let Some(kv) = &state.kv {

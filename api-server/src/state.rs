@@ -1,4 +1,4 @@
-//! Application state shared by every handler: cheap-clone handles only.
+//! Application state shared by every handler and background task.
 
 use std::sync::Arc;
 
@@ -12,9 +12,29 @@ use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
 use crate::uploads::store::ObjectStore;
 
-/// Everything a handler may reach.
+/// Everything a handler may reach, behind one reference count: every extractor and
+/// middleware of a request clones the state, and one shared count is far cheaper to clone
+/// and drop than one per field.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Services>);
+
+impl AppState {
+    /// Shares `services` with every handler and background task.
+    pub fn new(services: Services) -> Self {
+        Self(Arc::new(services))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        &self.0
+    }
+}
+
+/// The stores, queues and settings the app runs on.
+pub struct Services {
     /// MySQL writer and readers.
     pub db: Db,
     /// Redis, when configured (feeds, post cache, like deltas).
