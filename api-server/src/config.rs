@@ -160,8 +160,9 @@ pub struct RedisConfig {
 /// How home feeds are built and kept.
 #[derive(Debug, Clone, Args)]
 pub struct FeedConfig {
-    /// Most post ids kept in one user's feed.
-    #[arg(long, env = "API_FEED_CAP", default_value_t = 800)]
+    /// Most post ids kept in one user's feed (at least 1).
+    #[arg(long, env = "API_FEED_CAP", default_value_t = 800,
+        value_parser = clap::value_parser!(u32).range(1..))]
     pub feed_cap: u32,
 
     /// Posts older than this leave feeds; users inactive longer are not fanned out to.
@@ -386,6 +387,14 @@ mod tests {
         assert_eq!(config.auth.token_ttl, Duration::from_secs(86_400));
         assert!(config.database.database_reader_urls.is_empty());
         assert_eq!(config.redis.memory_store_max_keys, 100_000);
+    }
+
+    #[test]
+    fn a_feed_cap_of_zero_is_refused() {
+        // The feed-insert script keeps the lowest remaining id as a feed's floor: a feed
+        // must be able to hold one.
+        assert!(Config::try_parse_from(["sns-api", "--feed-cap", "0"]).is_err());
+        assert!(Config::try_parse_from(["sns-api", "--feed-cap", "1"]).is_ok());
     }
 
     #[test]

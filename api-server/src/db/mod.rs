@@ -218,9 +218,10 @@ fn lazy_pool(
             .acquire_timeout(acquire_timeout)
             .idle_timeout(Some(Duration::from_secs(300)))
             // sqlx pings every connection it hands out, a round trip before each query. A
-            // connection back from use moments ago (sqlx pings it on release too) is known
-            // good; only one idle for a while, which the server or a failover may have
-            // dropped meanwhile, is checked.
+            // connection back from use moments ago (sqlx pings it on release too) is taken
+            // as good; only one idle for a while, which the server or a failover may have
+            // dropped meanwhile, is checked. The price: right after a failover, a connection
+            // used in the last second fails its next query once (503, then closed).
             .test_before_acquire(false)
             .before_acquire(|conn, meta| {
                 Box::pin(async move {

@@ -158,12 +158,13 @@ pub enum FeedSlice {
 }
 
 /// Feeds one call of the insert script addresses at most: enough to spread the call's cost
-/// over many feeds, few enough that a call holds Redis (one thread) for well under a
-/// millisecond.
+/// over many feeds, few enough that a call holds Redis (one thread) for about a millisecond
+/// at most (feeds at the cap, whose trim makes seven calls each).
 const FEEDS_PER_CALL: usize = 100;
 
-/// Adds `post_id` to each feed of `user_ids` that exists: one script call per group of feeds
-/// (on a cluster, per group sharing a hash slot), one pipeline per master.
+/// Adds `post_id` to each feed of `user_ids` that exists: one script call per 100 feeds on a
+/// standalone server, per feed on a cluster (see `Kv::group_by_slot`); one pipeline per
+/// master.
 pub fn add_fanout_commands(batch: &mut Batch, kv: &Kv, user_ids: &[u64], post_id: u64, cap: u32) {
     let keys = user_ids.iter().map(|user_id| kv.keys().feed(*user_id));
     for group in kv.group_by_slot(keys) {

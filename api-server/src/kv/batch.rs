@@ -1,5 +1,6 @@
-//! A batch of independent single-key commands, run in as few round trips as possible: one
-//! pipeline on a standalone server, one pipeline per master on a cluster.
+//! A batch of independent commands, each on one key (several only on a standalone server,
+//! see `Kv::group_by_slot`), run in as few round trips as possible: one pipeline on a
+//! standalone server, one pipeline per master on a cluster.
 //!
 //! redis-rs's async cluster client refuses a pipeline whose keys fall in different slots, and
 //! a fan-out touches a thousand feeds in a thousand slots. So the batch is split by the
@@ -65,7 +66,8 @@ pub(super) struct BatchCommand {
     pub(super) script: Option<Arc<LuaScript>>,
 }
 
-/// Independent single-key commands; replies come back in the order they were added.
+/// Independent commands, each on one key (several only on a standalone server); replies come
+/// back in the order they were added.
 #[derive(Debug, Default)]
 pub struct Batch {
     pub(super) commands: Vec<BatchCommand>,
@@ -106,9 +108,9 @@ impl Batch {
         self.add_script_on_keys(script, &[key], args)
     }
 
-    /// Adds one call of `script` on several keys with `args`. On a cluster the keys must
-    /// share a hash slot (Redis refuses a script across slots; [`Kv::group_by_slot`] makes
-    /// such groups): the first key routes the call, and a redirect moves the call whole.
+    /// Adds one call of `script` on several keys with `args`: only for keys grouped by
+    /// [`Kv::group_by_slot`] (several on a standalone server, one on a cluster, where the key
+    /// routes the call).
     ///
     /// [`Kv::group_by_slot`]: super::Kv::group_by_slot
     pub fn add_script_on_keys<K: AsRef<str>, A: redis::ToRedisArgs>(

@@ -1,7 +1,7 @@
 //! Redis access for the whole API, on a standalone server or a Redis Cluster alike.
 //!
-//! [`Kv`] runs single commands ([`Kv::query`]) and batches of independent single-key commands
-//! ([`Kv::run`], see `batch.rs`), each bounded by a timeout. Keys come from [`RedisKeys`].
+//! [`Kv`] runs single commands ([`Kv::query`]) and batches of independent commands, each on
+//! one key on a cluster ([`Kv::run`], see `batch.rs`), each bounded by a timeout. Keys come from [`RedisKeys`].
 //! Connections are made lazily, so the API starts (and serves its fallbacks) while Redis is down.
 //! [`Kv::in_process`] serves the same calls from an in-process store (`memory/`) instead, for
 //! the embedded default without a Redis server.
@@ -181,67 +181,41 @@ impl Kv {
         matches!(self.inner.backend, Backend::InProcess(_))
     }
 
-    /// Splits keys into the groups one multi-key command may address, in first-seen order:
-    /// all of them on a standalone server (or the in-process store), one group per hash
-    /// slot on a cluster.
+    /// Splits keys into the groups one multi-key command may safely address, in order: all
+    /// of them on a standalone server (or the in-process store); on a cluster, each key
+    /// alone. (Keys sharing a slot could go together, but while that slot migrates Redis
+    /// answers a multi-key command with TRYAGAIN until every key is on one side, where a
+    /// single-key command simply follows the ASK redirect; and a fan-out's feeds rarely share
+    /// a slot anyway.)
     pub fn group_by_slot(&self, keys: impl IntoIterator<Item = String>) -> Vec<Vec<String>> {
         let keys: Vec<String> = keys.into_iter().collect();
-        let groups = self.slot_groups(&keys);
-        let mut keys: Vec<Option<String>> = keys.into_iter().map(Some).collect();
-        groups
-            .into_iter()
-            .map(|group| {
-                group
-                    .into_iter()
-                    .filter_map(|index| keys[index].take())
-                    .collect()
-            })
-            .collect()
-    }
-
-    /// [`group_by_slot`](Self::group_by_slot) as positions in `keys`.
-    fn slot_groups(&self, keys: &[impl AsRef<[u8]>]) -> Vec<Vec<usize>> {
         if keys.is_empty() {
             return Vec::new();
         }
-        if !matches!(self.inner.backend, Backend::Cluster(_)) {
-            return vec![(0..keys.len()).collect()];
+        if matches!(self.inner.backend, Backend::Cluster(_)) {
+            return keys.into_iter().map(|key| vec![key]).collect();
         }
-        let mut groups: Vec<Vec<usize>> = Vec::new();
-        let mut group_of_slot: HashMap<u16, usize> = HashMap::new();
-        for (index, key) in keys.iter().enumerate() {
-            let group = *group_of_slot
-                .entry(key_slot(key.as_ref()))
-                .or_insert_with(|| {
-                    groups.push(Vec::new());
-                    groups.len() - 1
-                });
-            groups[group].push(index);
-        }
-        groups
+        vec![keys]
     }
 
     /// The values of string keys, in order (`Value::Nil` for a missing one), in one round
-    /// trip: one MGET per group of keys sharing a slot (a single MGET on a standalone
-    /// server) instead of a GET per key.
+    /// trip: one MGET on a standalone server instead of a GET per key; on a cluster, a GET
+    /// per key (see [`group_by_slot`](Self::group_by_slot)).
     pub async fn get_many(&self, keys: &[String]) -> RedisResult<Vec<Value>> {
-        let groups = self.slot_groups(keys);
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let groups = self.group_by_slot(keys.iter().cloned());
         let mut batch = Batch::new();
         for group in &groups {
             let mut mget = redis::cmd("MGET");
-            for index in group {
-                mget.arg(&keys[*index]);
-            }
-            batch.add(keys[group[0]].clone(), mget);
+            mget.arg(group);
+            batch.add(group[0].clone(), mget);
         }
-        let mut values = vec![Value::Nil; keys.len()];
+        let mut values = Vec::with_capacity(keys.len());
         for (group, reply) in groups.iter().zip(self.run(batch).await?) {
             match reply {
-                Value::Array(items) if items.len() == group.len() => {
-                    for (index, value) in group.iter().zip(items) {
-                        values[*index] = value;
-                    }
-                }
+                Value::Array(items) if items.len() == group.len() => values.extend(items),
                 other => return Err(value_error(&other)),
             }
         }
@@ -398,7 +372,8 @@ impl Kv {
         result
     }
 
-    /// Runs a batch of independent single-key commands and returns one reply per command, in
+    /// Runs a batch of independent commands (each on one key on a cluster, see
+    /// [`Kv::group_by_slot`]) and returns one reply per command, in
     /// order (a command's own error comes back as `Value::ServerError`). Commands must be safe
     /// to repeat: one whose reply was lost to a failing node is sent again. The whole batch
     /// is one call for the circuit breaker.
@@ -768,15 +743,11 @@ fn value_error(value: &Value) -> RedisError {
 }
 
 /// Logs a Redis failure that a request works around (it falls back or goes on without):
-/// at debug when Redis is unreachable, slow or behind the open breaker (the breaker logs the
+/// at debug when Redis is unreachable, slow, unable to serve or behind the open breaker (the breaker logs the
 /// outage once at warn, and `api_redis_calls_total` counts every call), so an outage does
 /// not log once per request; at warn when Redis answered with an error it should not give.
 pub fn log_fallback(error: &RedisError, what: &'static str) {
-    if error.is_io_error()
-        || error.is_timeout()
-        || error.is_connection_dropped()
-        || error.is_connection_refusal()
-    {
+    if breaker::is_outage(error) || error.is_timeout() || error.is_connection_refusal() {
         tracing::debug!(%error, "{what}");
     } else {
         tracing::warn!(%error, "{what}");
@@ -811,13 +782,10 @@ mod tests {
     }
 
     #[test]
-    fn one_group_per_slot_on_a_cluster_in_first_seen_order() {
+    fn each_key_alone_on_a_cluster() {
         // Connections are made on first use: none is made here.
         let cluster = kv(&["--redis-cluster-nodes", "redis://127.0.0.1:1"]);
-        let groups = cluster.group_by_slot(keys(&["b", "{a}1", "c", "a", "{b}2"]));
-        assert_eq!(
-            groups,
-            vec![keys(&["b", "{b}2"]), keys(&["{a}1", "a"]), keys(&["c"])]
-        );
+        let groups = cluster.group_by_slot(keys(&["b", "{b}2", "a"]));
+        assert_eq!(groups, vec![keys(&["b"]), keys(&["{b}2"]), keys(&["a"])]);
     }
 }

@@ -12,8 +12,9 @@
 //! ```
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::{cache, store};
@@ -23,6 +24,8 @@ use crate::state::AppState;
 const MAX_BATCH: usize = 512;
 /// Requests waiting for the writer before senders wait too.
 const QUEUE: usize = 4096;
+/// Stored groups whose answers are being read at once.
+const ANSWERING_GROUPS: usize = 2;
 
 /// What one request asks.
 #[derive(Debug)]
@@ -40,11 +43,13 @@ pub struct LikeChange {
 /// The outcome of one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LikeOutcome {
-    /// Stored; the post's like count after the group it was stored in.
+    /// Stored; the post's like count read once its group was committed (it may include
+    /// groups committed since).
     Stored { like_count: u64 },
     /// The post does not exist or was deleted.
     PostNotFound,
-    /// The database failed; nothing of the group was stored.
+    /// The database failed: the group was not stored, or was stored but its count could not
+    /// be read (a retry of the idempotent change then answers).
     Failed,
 }
 
@@ -83,6 +88,7 @@ pub async fn run_like_writer(
     mut receiver: mpsc::Receiver<LikeChange>,
     shutdown: CancellationToken,
 ) {
+    let answering = Arc::new(Semaphore::new(ANSWERING_GROUPS));
     loop {
         let first = tokio::select! {
             change = receiver.recv() => change,
@@ -101,17 +107,23 @@ pub async fn run_like_writer(
                 Err(_) => break,
             }
         }
-        store_batch(&state, batch).await;
+        store_batch(&state, batch, &answering).await;
     }
 }
 
 /// Stores a group, then hands its answers to a task of their own: the counts they carry cost
-/// a query and a Redis round trip, which the next group need not wait for.
-async fn store_batch(state: &AppState, batch: Vec<LikeChange>) {
+/// a query and a Redis round trip, which the next group need not wait for. At most
+/// `answering`'s permits of those tasks run at once (each holds a database connection); past
+/// that, the writer waits before storing more.
+async fn store_batch(state: &AppState, batch: Vec<LikeChange>, answering: &Arc<Semaphore>) {
     match try_store_batch(state, &batch).await {
         Ok(live) => {
             let state = state.clone();
-            tokio::spawn(async move { answer(&state, batch, &live).await });
+            let permit = answering.clone().acquire_owned().await;
+            tokio::spawn(async move {
+                answer(&state, batch, &live).await;
+                drop(permit);
+            });
         }
         Err(error) => {
             tracing::warn!(%error, changes = batch.len(), "storing a group of likes failed");
