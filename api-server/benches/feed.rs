@@ -634,6 +634,10 @@ impl std::fmt::Display for Percentiles {
     }
 }
 
+/// wrk's threads: one drives thousands of requests a second and leaves the second core to the
+/// API (the script is told the count too, to split the tokens among the threads).
+const WRK_THREADS: &str = "1";
+
 /// What one wrk run measured (its script prints one `wrk-result` line).
 struct WrkRun {
     /// Answers received, whatever their status.
@@ -674,11 +678,11 @@ async fn wrk(
     );
     let mut command = tokio::process::Command::new("wrk");
     command
-        .args(["-t", "1", "-c", &connections.to_string()])
+        .args(["-t", WRK_THREADS, "-c", &connections.to_string()])
         .args(["-d", &format!("{}s", duration.as_secs().max(1))])
         .args(["--timeout", "5s", "-s", script, url, "--"])
         .arg(&tokens_file)
-        .args(["1", method])
+        .args([WRK_THREADS, method])
         .args(watch);
     let cpu_before = process_cpu(server_pid);
     let output = command

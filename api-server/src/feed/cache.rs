@@ -163,11 +163,11 @@ pub enum FeedSlice {
 const FEEDS_PER_CALL: usize = 100;
 
 /// Adds `post_id` to each feed of `user_ids` that exists: one script call per 100 feeds on a
-/// standalone server, per feed on a cluster (see `Kv::group_by_slot`); one pipeline per
+/// standalone server, per feed on a cluster (see `Kv::multi_key_groups`); one pipeline per
 /// master.
 pub fn add_fanout_commands(batch: &mut Batch, kv: &Kv, user_ids: &[u64], post_id: u64, cap: u32) {
     let keys = user_ids.iter().map(|user_id| kv.keys().feed(*user_id));
-    for group in kv.group_by_slot(keys) {
+    for group in kv.multi_key_groups(keys) {
         for keys in group.chunks(FEEDS_PER_CALL) {
             batch.add_script_on_keys(&FEED_INSERT, keys, (cap, post_id));
         }

@@ -1,5 +1,5 @@
 //! A batch of independent commands, each on one key (several only on a standalone server,
-//! see `Kv::group_by_slot`), run in as few round trips as possible: one pipeline on a
+//! see `Kv::multi_key_groups`), run in as few round trips as possible: one pipeline on a
 //! standalone server, one pipeline per master on a cluster.
 //!
 //! redis-rs's async cluster client refuses a pipeline whose keys fall in different slots, and
@@ -109,10 +109,10 @@ impl Batch {
     }
 
     /// Adds one call of `script` on several keys with `args`: only for keys grouped by
-    /// [`Kv::group_by_slot`] (several on a standalone server, one on a cluster, where the key
+    /// [`Kv::multi_key_groups`] (several on a standalone server, one on a cluster, where the key
     /// routes the call).
     ///
-    /// [`Kv::group_by_slot`]: super::Kv::group_by_slot
+    /// [`Kv::multi_key_groups`]: super::Kv::multi_key_groups
     pub fn add_script_on_keys<K: AsRef<str>, A: redis::ToRedisArgs>(
         &mut self,
         script: &Arc<LuaScript>,

@@ -1,8 +1,8 @@
 //! Redis access for the whole API, on a standalone server or a Redis Cluster alike.
 //!
 //! [`Kv`] runs single commands ([`Kv::query`]) and batches of independent commands, each on
-//! one key on a cluster ([`Kv::run`], see `batch.rs`), each bounded by a timeout. Keys come from [`RedisKeys`].
-//! Connections are made lazily, so the API starts (and serves its fallbacks) while Redis is down.
+//! one key on a cluster ([`Kv::run`], see `batch.rs`), each bounded by a timeout. Keys come
+//! from [`RedisKeys`]. Connections are made lazily, so the API starts (and serves its fallbacks) while Redis is down.
 //! [`Kv::in_process`] serves the same calls from an in-process store (`memory/`) instead, for
 //! the embedded default without a Redis server.
 
@@ -187,7 +187,7 @@ impl Kv {
     /// answers a multi-key command with TRYAGAIN until every key is on one side, where a
     /// single-key command simply follows the ASK redirect; and a fan-out's feeds rarely share
     /// a slot anyway.)
-    pub fn group_by_slot(&self, keys: impl IntoIterator<Item = String>) -> Vec<Vec<String>> {
+    pub fn multi_key_groups(&self, keys: impl IntoIterator<Item = String>) -> Vec<Vec<String>> {
         let keys: Vec<String> = keys.into_iter().collect();
         if keys.is_empty() {
             return Vec::new();
@@ -200,12 +200,12 @@ impl Kv {
 
     /// The values of string keys, in order (`Value::Nil` for a missing one), in one round
     /// trip: one MGET on a standalone server instead of a GET per key; on a cluster, a GET
-    /// per key (see [`group_by_slot`](Self::group_by_slot)).
+    /// per key (see [`multi_key_groups`](Self::multi_key_groups)).
     pub async fn get_many(&self, keys: &[String]) -> RedisResult<Vec<Value>> {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        let groups = self.group_by_slot(keys.iter().cloned());
+        let groups = self.multi_key_groups(keys.iter().cloned());
         let mut batch = Batch::new();
         for group in &groups {
             let mut mget = redis::cmd("MGET");
@@ -373,7 +373,7 @@ impl Kv {
     }
 
     /// Runs a batch of independent commands (each on one key on a cluster, see
-    /// [`Kv::group_by_slot`]) and returns one reply per command, in
+    /// [`Kv::multi_key_groups`]) and returns one reply per command, in
     /// order (a command's own error comes back as `Value::ServerError`). Commands must be safe
     /// to repeat: one whose reply was lost to a failing node is sent again. The whole batch
     /// is one call for the circuit breaker.
@@ -743,9 +743,10 @@ fn value_error(value: &Value) -> RedisError {
 }
 
 /// Logs a Redis failure that a request works around (it falls back or goes on without):
-/// at debug when Redis is unreachable, slow, unable to serve or behind the open breaker (the breaker logs the
-/// outage once at warn, and `api_redis_calls_total` counts every call), so an outage does
-/// not log once per request; at warn when Redis answered with an error it should not give.
+/// at debug when Redis is unreachable, slow, unable to serve or behind the open breaker (the
+/// breaker logs the outage once at warn, and `api_redis_calls_total` counts every call), so
+/// an outage does not log once per request; at warn when Redis answered with an error it
+/// should not give.
 pub fn log_fallback(error: &RedisError, what: &'static str) {
     if breaker::is_outage(error) || error.is_timeout() || error.is_connection_refusal() {
         tracing::debug!(%error, "{what}");
@@ -777,15 +778,15 @@ mod tests {
     async fn one_group_on_a_standalone_server() {
         let standalone = kv(&["--redis-url", "redis://127.0.0.1:1"]);
         let all = keys(&["a", "b", "{a}x", "c"]);
-        assert_eq!(standalone.group_by_slot(all.clone()), vec![all]);
-        assert!(standalone.group_by_slot(Vec::new()).is_empty());
+        assert_eq!(standalone.multi_key_groups(all.clone()), vec![all]);
+        assert!(standalone.multi_key_groups(Vec::new()).is_empty());
     }
 
     #[test]
     fn each_key_alone_on_a_cluster() {
         // Connections are made on first use: none is made here.
         let cluster = kv(&["--redis-cluster-nodes", "redis://127.0.0.1:1"]);
-        let groups = cluster.group_by_slot(keys(&["b", "{b}2", "a"]));
+        let groups = cluster.multi_key_groups(keys(&["b", "{b}2", "a"]));
         assert_eq!(groups, vec![keys(&["b"]), keys(&["{b}2"]), keys(&["a"])]);
     }
 }

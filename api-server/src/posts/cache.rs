@@ -9,7 +9,7 @@ use crate::kv::{Batch, Kv};
 use crate::likes;
 
 /// Cached bodies of `post_ids` (`None` for a miss) and their pending like deltas, in order,
-/// in one round trip (MGETs, not a GET per key).
+/// in one round trip (one MGET on a standalone server, see [`Kv::get_many`]).
 pub async fn get_posts_and_deltas(
     kv: &Kv,
     post_ids: &[u64],
