@@ -38,8 +38,9 @@ pub enum Command {
 /// Flags of `sns-operator run`.
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
-    /// Where `/metrics`, `/healthz` and Orchestrator's failover hook are served.
-    #[arg(long, env = "OPERATOR_METRICS_ADDR", default_value = "0.0.0.0:9090")]
+    /// Where `/metrics`, `/healthz` and Orchestrator's failover hook are served. Its port is
+    /// the one `--service-address` names by default (8080), so the hook finds it.
+    #[arg(long, env = "OPERATOR_METRICS_ADDR", default_value = "0.0.0.0:8080")]
     pub metrics_addr: SocketAddr,
 
     /// Elect a leader through a Lease, so that only one replica reconciles
@@ -84,4 +85,21 @@ pub struct RunArgs {
     /// Timeout, in seconds, of each call to Redis, MySQL or Orchestrator.
     #[arg(long, env = "OPERATOR_DATAPLANE_TIMEOUT_SECS", default_value_t = 5)]
     pub dataplane_timeout_secs: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[test]
+    fn the_default_listen_port_is_the_one_the_default_hook_address_names() {
+        let cli = Cli::try_parse_from(["sns-operator", "run"]).unwrap();
+        let Command::Run(args) = cli.command else {
+            panic!("not run")
+        };
+        let hook_port = args.service_address.rsplit(':').next().unwrap();
+        assert_eq!(args.metrics_addr.port().to_string(), hook_port);
+    }
 }

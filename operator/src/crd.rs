@@ -156,6 +156,10 @@ pub struct OrchestratorSpec {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ProxysqlSpec {
+    /// Deploy ProxySQL. Without it the API writes to the `<cluster>-mysql-primary` Service
+    /// and reads from every server by its stable name, skipping one that fails.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
     /// Container image of ProxySQL.
     #[serde(default = "default_proxysql_image")]
     pub image: String,
@@ -234,6 +238,9 @@ pub struct MonitoringSpec {
     /// Container image of Grafana.
     #[serde(default = "default_grafana_image")]
     pub grafana_image: String,
+    /// Grafana and its dashboards.
+    #[serde(default)]
+    pub grafana: GrafanaSpec,
     /// Container image of mysqld-exporter.
     #[serde(default = "default_mysqld_exporter_image")]
     pub mysqld_exporter_image: String,
@@ -243,6 +250,22 @@ pub struct MonitoringSpec {
     /// Secret holding `alertmanager.yml` receivers (e-mail or webhook); no secret lives in git.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alertmanager_config_secret: Option<String>,
+}
+
+/// Grafana.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GrafanaSpec {
+    /// Deploy Grafana with the platform's dashboards (Prometheus and Alertmanager run
+    /// either way while monitoring is enabled).
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+}
+
+impl Default for GrafanaSpec {
+    fn default() -> Self {
+        Self { enabled: true }
+    }
 }
 
 /// Observed state, written by the operator.
@@ -368,6 +391,7 @@ impl Default for OrchestratorSpec {
 impl Default for ProxysqlSpec {
     fn default() -> Self {
         Self {
+            enabled: true,
             image: default_proxysql_image(),
             replicas: default_proxysql_replicas(),
         }
@@ -394,6 +418,7 @@ impl Default for MonitoringSpec {
             prometheus_image: default_prometheus_image(),
             alertmanager_image: default_alertmanager_image(),
             grafana_image: default_grafana_image(),
+            grafana: GrafanaSpec::default(),
             mysqld_exporter_image: default_mysqld_exporter_image(),
             redis_exporter_image: default_redis_exporter_image(),
             alertmanager_config_secret: None,
@@ -480,6 +505,8 @@ mod tests {
         assert_eq!(spec.redis.masters, 3);
         assert_eq!(spec.redis.policy, EvictionPolicy::VolatileLru);
         assert!(spec.monitoring.enabled);
+        assert!(spec.monitoring.grafana.enabled);
+        assert!(spec.mysql.proxysql.enabled);
         assert!(!spec.paused);
     }
 

@@ -219,17 +219,22 @@ async fn check_redis(
         );
         return Ok((failing("NodeUnreachable", message), Some(health.state)));
     }
-    if !health.is_formed(nodes.len()) {
+    // Not formed: form it. Formed but failing while every node answers: the nodes may know
+    // each other at addresses they no longer have (every pod restarted with a new IP), and
+    // the same bootstrap meets them again at their pods' current IPs.
+    if !health.is_ok() {
         let (master_nodes, replica_nodes) = nodes.split_at(masters.min(nodes.len()));
         match plane.bootstrap(master_nodes, replica_nodes).await {
             Ok(report) => {
-                tracing::info!(cluster = %format!("{namespace}/{name}"), ?report, "bootstrapped the Redis Cluster");
+                if !report.changed_nothing() {
+                    tracing::info!(cluster = %format!("{namespace}/{name}"), ?report, "bootstrapped the Redis Cluster");
+                }
                 health = match plane.cluster_health(&nodes).await {
                     Ok(health) => health,
                     Err(error) => return Ok((failing("Unreachable", error.to_string()), None)),
                 };
             }
-            Err(error) => {
+            Err(error) if !health.is_formed(nodes.len()) => {
                 let message = format!(
                     "the Redis Cluster is not formed ({} of 16384 slots assigned): bootstrap: {error}",
                     health.slots_assigned
@@ -241,6 +246,9 @@ async fn check_redis(
                     },
                     Some(health.state),
                 ));
+            }
+            Err(error) => {
+                tracing::warn!(cluster = %format!("{namespace}/{name}"), %error, "the Redis Cluster fails, and meeting its nodes again did not mend it");
             }
         }
     }

@@ -34,17 +34,19 @@ mod tests {
 
     #[test]
     fn every_example_manifest_renders() {
-        for (name, text) in [
+        // 20 objects, one Service per Orchestrator node (3 and 5), and 11 more for
+        // monitoring (on by default).
+        for (name, text, objects) in [
             (
                 "minimal",
                 include_str!("../../manifests/examples/minimal.yaml"),
+                34,
             ),
-            ("ha", include_str!("../../manifests/examples/ha.yaml")),
+            ("ha", include_str!("../../manifests/examples/ha.yaml"), 36),
         ] {
             let cluster: SnsCluster = serde_saphyr::from_str(text).unwrap();
             let yaml = render(&cluster).unwrap();
-            // 20 objects, and 11 more for monitoring (on by default).
-            assert_eq!(yaml.matches("---\n").count(), 31, "{name}");
+            assert_eq!(yaml.matches("---\n").count(), objects, "{name}");
             assert!(yaml.contains(&format!("name: {name}-api")), "{name}");
         }
     }

@@ -43,6 +43,10 @@ pub(super) fn parse_info(text: &str) -> HashMap<String, String> {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) struct NodeLine {
     pub(super) id: String,
+    /// The IP this node is known at (empty when it has none: `noaddr`).
+    pub(super) ip: String,
+    /// The client port it is known at (0 when it has none).
+    pub(super) port: u16,
     pub(super) flags: Vec<String>,
     pub(super) config_epoch: u64,
     /// Inclusive slot ranges it serves (migrating/importing markers left out).
@@ -81,8 +85,13 @@ pub(super) fn parse_nodes(text: &str) -> Vec<NodeLine> {
                     (start <= end && end < SLOTS).then_some((start, end))
                 })
                 .collect();
+            // `ip:port@cport[,hostname]`; an IPv6 address has colons of its own.
+            let address = fields[1].split('@').next().unwrap_or("");
+            let (ip, port) = address.rsplit_once(':').unwrap_or(("", ""));
             Some(NodeLine {
                 id: fields[0].to_owned(),
+                ip: ip.trim_matches(['[', ']']).to_owned(),
+                port: port.parse().unwrap_or(0),
                 flags: fields[2].split(',').map(str::to_owned).collect(),
                 config_epoch: fields[6].parse().unwrap_or(0),
                 slots,
@@ -126,9 +135,12 @@ mod tests {
 07c37dfeb235213a872192d90877d0cd55635b91 127.0.0.1:30004@31004,host4 slave e7d1eecce10fd6bb5eb35b9f99a514335d9ba9ca 0 1426238317239 4 connected
 e7d1eecce10fd6bb5eb35b9f99a514335d9ba9ca 127.0.0.1:30001@31001 myself,master - 0 0 1 connected 0-5460 5462 [5461->-292f8b365bb7edb5e285caf0b7e6ddc7265d2f4f]
 6ec23923021cf3ffec47632106199cb7f496ce01 127.0.0.1:30005@31005 master,fail - 1426238316232 0 5 connected
+292f8b365bb7edb5e285caf0b7e6ddc7265d2f4f :0@0 master,noaddr - 1426238316232 0 6 disconnected
 ";
         let lines = parse_nodes(text);
-        assert_eq!(lines.len(), 3);
+        assert_eq!(lines.len(), 4);
+        assert_eq!((lines[0].ip.as_str(), lines[0].port), ("127.0.0.1", 30004));
+        assert_eq!(lines[3].ip, "", "noaddr: no IP");
         assert!(lines[0].is_replica());
         assert!(lines[1].has_flag("myself") && lines[1].is_master());
         assert_eq!(lines[1].slots, vec![(0, 5460), (5462, 5462)]);

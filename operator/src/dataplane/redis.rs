@@ -16,7 +16,7 @@
 //! A bootstrap that stopped half-way is completed by the next one: every step first looks at
 //! what the nodes already hold.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::time::Duration;
 
 use futures::FutureExt;
@@ -270,21 +270,28 @@ impl RedisClient {
             report.slot_ranges_added += missing.len();
         }
 
-        // 3. Introduce every node the first one does not know; gossip does the rest.
-        let known: HashSet<&str> = views[0].lines.iter().map(|l| l.id.as_str()).collect();
+        // 3. Introduce to the first node every node it does not know, or knows at an address
+        // the node no longer has; gossip does the rest. A node keeps its peers' addresses in
+        // nodes.conf, so after every pod restarted with a new IP nobody reaches anybody and
+        // cluster_state stays fail: met at its new address, a node whose ID is known already
+        // gets that address (Redis updates it when the handshake names a known ID).
+        let first = &views[0];
+        let first_ip = resolve(nodes[0].spec).await?;
         for (node, view) in nodes.iter().zip(&views).skip(1) {
-            if known.contains(view.id.as_str()) {
-                continue;
-            }
             // CLUSTER MEET takes an IP address, not a host name.
             let ip = resolve(node.spec).await?;
-            let mut meet = redis::cmd("CLUSTER");
-            meet.arg("MEET").arg(ip).arg(node.spec.port);
-            if let Some(bus) = node.spec.bus_port {
-                meet.arg(bus);
+            if known_at(first, &view.id) != Some((ip.as_str(), node.spec.port)) {
+                meet(&nodes[0], &ip, node.spec).await?;
+                report.nodes_met += 1;
             }
-            nodes[0].query::<()>(&meet).await?;
-            report.nodes_met += 1;
+            // And the first node to each node that has it at an old address (one that does
+            // not know it at all learns it from the first node's handshake).
+            if known_at(view, &first.id)
+                .is_some_and(|at| at != (first_ip.as_str(), nodes[0].spec.port))
+            {
+                meet(node, &first_ip, nodes[0].spec).await?;
+                report.nodes_met += 1;
+            }
         }
 
         // 4. A replica can only follow a master it knows.
@@ -429,6 +436,25 @@ fn is_complete(views: &[View], masters: usize) -> bool {
         v.myself()
             .is_some_and(|me| me.is_replica() || !me.slots.is_empty())
     })
+}
+
+/// The IP and port `view` knows node `id` at, when it knows that node (`("", 0)`: no
+/// address).
+fn known_at<'v>(view: &'v View, id: &str) -> Option<(&'v str, u16)> {
+    view.lines
+        .iter()
+        .find(|line| line.id == id)
+        .map(|line| (line.ip.as_str(), line.port))
+}
+
+/// Asks `node` to meet the node of `spec` at `ip`.
+async fn meet(node: &Node<'_>, ip: &str, spec: &RedisNode) -> Result<(), DataPlaneError> {
+    let mut meet = redis::cmd("CLUSTER");
+    meet.arg("MEET").arg(ip).arg(spec.port);
+    if let Some(bus) = spec.bus_port {
+        meet.arg(bus);
+    }
+    node.query::<()>(&meet).await
 }
 
 /// The view lists exactly `ids`, none of them still in handshake.

@@ -2,10 +2,13 @@
 //! says (`health::Report`), and an Event whenever Ready or Degraded changes.
 //!
 //! ```text
-//! ApiReady     API Deployment's ready replicas
-//! MysqlReady   StatefulSet ready, then: a primary known, every replica replicating within the lag limit
-//! RedisReady   StatefulSet ready, then: the Redis Cluster formed and cluster_state ok
-//! Ready        all three;  Progressing  not all three yet
+//! ApiReady          API Deployment's ready replicas
+//! MysqlReady        StatefulSet ready, then: a primary known, every replica replicating within the lag limit
+//! RedisReady        StatefulSet ready, then: the Redis Cluster formed and cluster_state ok
+//! OrchestratorReady Orchestrator's StatefulSet ready (each node ready has a raft leader)
+//! ProxysqlReady     ProxySQL's Deployment ready (when ProxySQL is enabled)
+//! MonitoringReady   Prometheus, Alertmanager and Grafana ready (when monitoring, or Grafana, is enabled)
+//! Ready             all of them;  Progressing  not all of them yet
 //! Degraded     something that worked has failed (replication stopped or lagging, cluster_state fail)
 //! ```
 //!
@@ -34,13 +37,23 @@ pub async fn observe(
     let deployments = Api::<Deployment>::namespaced(client.clone(), namespace);
     let stateful_sets = Api::<StatefulSet>::namespaced(client.clone(), namespace);
     // `get_opt`: NotFound (not created yet) is `None`, any other failure an error.
-    let api_ready = deployments
-        .get_opt(&format!("{name}-api"))
-        .await
-        .map_err(Error::observe("reading the API Deployment"))?
-        .and_then(|d| d.status)
-        .and_then(|s| s.ready_replicas)
-        .unwrap_or(0);
+    let deployment_ready = async |component: &str| -> Result<(i32, i32), Error> {
+        let deployment = deployments
+            .get_opt(&format!("{name}-{component}"))
+            .await
+            .map_err(Error::observe("reading a Deployment"))?;
+        let wanted = deployment
+            .as_ref()
+            .and_then(|d| d.spec.as_ref())
+            .and_then(|s| s.replicas)
+            .unwrap_or(0);
+        let ready = deployment
+            .and_then(|d| d.status)
+            .and_then(|s| s.ready_replicas)
+            .unwrap_or(0);
+        Ok((ready, wanted))
+    };
+    let (api_ready, _) = deployment_ready("api").await?;
     let sts_ready = |sts: Option<StatefulSet>| {
         let wanted = sts
             .as_ref()
@@ -65,6 +78,33 @@ pub async fn observe(
             .await
             .map_err(Error::observe("reading the Redis StatefulSet"))?,
     );
+    let orchestrator = sts_ready(
+        stateful_sets
+            .get_opt(&format!("{name}-orchestrator"))
+            .await
+            .map_err(Error::observe("reading the Orchestrator StatefulSet"))?,
+    );
+    let proxysql = if cluster.spec.mysql.proxysql.enabled {
+        Some(deployment_ready("proxysql").await?)
+    } else {
+        None
+    };
+    let monitoring = if cluster.spec.monitoring.enabled {
+        let mut components = vec!["prometheus", "alertmanager"];
+        if cluster.spec.monitoring.grafana.enabled {
+            components.push("grafana");
+        }
+        let mut waiting = Vec::new();
+        for component in components {
+            let (ready, wanted) = deployment_ready(component).await?;
+            if wanted == 0 || ready < wanted {
+                waiting.push(format!("{component} {ready} of {wanted} ready"));
+            }
+        }
+        Some(waiting)
+    } else {
+        None
+    };
     let previous = cluster.status.clone().unwrap_or_default();
     let generation = cluster.metadata.generation;
     let mut conditions = Vec::new();
@@ -104,7 +144,32 @@ pub async fn observe(
         format!("{} of {} Redis nodes are ready", redis.0, redis.1),
         &report.redis,
     );
-    let all = api_ok && mysql_ok && redis_ok;
+    let orchestrator_ok = component(
+        "OrchestratorReady",
+        orchestrator.1 > 0 && orchestrator.0 >= orchestrator.1,
+        format!(
+            "{} of {} Orchestrator nodes are ready",
+            orchestrator.0, orchestrator.1
+        ),
+        &Health::Healthy,
+    );
+    let proxysql_ok = proxysql.is_none_or(|(ready, wanted)| {
+        component(
+            "ProxysqlReady",
+            wanted > 0 && ready >= wanted,
+            format!("{ready} of {wanted} ProxySQL pods are ready"),
+            &Health::Healthy,
+        )
+    });
+    let monitoring_ok = monitoring.is_none_or(|waiting| {
+        component(
+            "MonitoringReady",
+            waiting.is_empty(),
+            format!("monitoring is not ready: {}", waiting.join(", ")),
+            &Health::Healthy,
+        )
+    });
+    let all = api_ok && mysql_ok && redis_ok && orchestrator_ok && proxysql_ok && monitoring_ok;
     let waiting: Vec<String> = conditions
         .iter()
         .filter(|c| c.status != "True")

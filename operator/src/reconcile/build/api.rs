@@ -1,12 +1,12 @@
 //! The API pods: Deployment, Service, PodDisruptionBudget, and the headless Service
 //! Prometheus discovers them through.
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::cluster::{BuildError, ClusterObjects};
 use super::naming::{Naming, disruption_budget, headless_service, secret_env, service, typed};
 use super::{mysql, proxysql, redis};
-use crate::crd::SnsCluster;
+use crate::crd::{S3Spec, SnsCluster};
 
 /// Port the API listens on inside its pod (HTTP and `/metrics`).
 pub const API_PORT: i32 = 8080;
@@ -62,12 +62,7 @@ fn deployment(
         .jwt_secret_name
         .clone()
         .unwrap_or_else(|| naming.name("api-jwt"));
-    let database_url = format!(
-        "mysql://{}:$(DATABASE_PASSWORD)@{}:{}/sns",
-        mysql::APP_USER,
-        naming.name(proxysql::COMPONENT),
-        proxysql::PROXYSQL_PORT
-    );
+    let (database_url, reader_urls) = database_urls(naming, cluster);
     let mut container = json!({
         "name": "api",
         "image": api.image,
@@ -77,6 +72,7 @@ fn deployment(
             { "name": "API_LOG_FORMAT", "value": "json" },
             secret_env("DATABASE_PASSWORD", &naming.name(mysql::SECRET), mysql::SNS_PASSWORD),
             { "name": "API_DATABASE_URL", "value": database_url },
+            { "name": "API_DATABASE_READER_URLS", "value": reader_urls },
             { "name": "API_REDIS_CLUSTER_NODES", "value": redis::node_urls(naming, cluster) },
             secret_env("API_JWT_SECRET", &jwt_secret, "jwt-secret"),
             { "name": "API_RATE_LIMIT_TRUST_FORWARDED_FOR", "value": "true" },
@@ -84,6 +80,9 @@ fn deployment(
         "livenessProbe": { "httpGet": { "path": "/healthz", "port": "http" } },
         "readinessProbe": { "httpGet": { "path": "/readyz", "port": "http" } },
     });
+    if let (Some(s3), Some(env)) = (&api.s3, container["env"].as_array_mut()) {
+        env.extend(s3_env(s3));
+    }
     if let Some(resources) = &api.resources {
         container["resources"] = json!(resources);
     }
@@ -111,6 +110,59 @@ fn deployment(
     )
 }
 
+/// The writer URL and the reader URLs (comma-separated) of the API's two pools. The writer
+/// pool serves every write and every read that must see one (a lagging replica must not
+/// answer a login right after a registration); the reader pool serves the rest.
+///
+/// Behind ProxySQL: its writer port, and its reader port, which spreads SELECTs over the
+/// replicas. Without it: the primary's Service, and every server by its stable name (the
+/// API round-robins over those that answer, so a failed or promoted server costs nothing).
+fn database_urls(naming: &Naming<'_>, cluster: &SnsCluster) -> (String, String) {
+    let url = |host: &str, port: i32| {
+        format!(
+            "mysql://{}:$(DATABASE_PASSWORD)@{host}:{port}/sns",
+            mysql::APP_USER
+        )
+    };
+    if cluster.spec.mysql.proxysql.enabled {
+        let proxysql = naming.name(proxysql::COMPONENT);
+        (
+            url(&proxysql, proxysql::PROXYSQL_PORT),
+            url(&proxysql, proxysql::PROXYSQL_READER_PORT),
+        )
+    } else {
+        let readers = naming
+            .pod_hosts(mysql::COMPONENT, mysql::servers(cluster))
+            .iter()
+            .map(|host| url(host, mysql::MYSQL_PORT))
+            .collect::<Vec<_>>()
+            .join(",");
+        (
+            url(&mysql::primary_service(naming), mysql::MYSQL_PORT),
+            readers,
+        )
+    }
+}
+
+/// The API's S3 settings from `spec.api.s3`; the keys come from the credentials Secret.
+fn s3_env(s3: &S3Spec) -> Vec<Value> {
+    let mut env = vec![
+        json!({ "name": "API_S3_ENDPOINT", "value": s3.endpoint }),
+        json!({ "name": "API_S3_BUCKET", "value": s3.bucket }),
+        json!({ "name": "API_S3_REGION", "value": s3.region }),
+        secret_env("API_S3_ACCESS_KEY_ID", &s3.credentials_secret, "access-key"),
+        secret_env(
+            "API_S3_SECRET_ACCESS_KEY",
+            &s3.credentials_secret,
+            "secret-key",
+        ),
+    ];
+    if let Some(base) = &s3.public_base_url {
+        env.push(json!({ "name": "API_MEDIA_PUBLIC_BASE_URL", "value": base }));
+    }
+    env
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -124,9 +176,67 @@ mod tests {
         assert!(text.contains("redis://prod-redis-2.prod-redis:6379"));
         assert!(!text.contains("prod-redis-3"));
         assert!(text.contains("mysql://sns:$(DATABASE_PASSWORD)@prod-proxysql:6033/sns"));
+        assert!(text.contains("mysql://sns:$(DATABASE_PASSWORD)@prod-proxysql:6034/sns"));
+        assert!(!text.contains("API_S3"), "no bucket, no S3 settings");
         assert!(
             !text.contains("ownerReferences"),
             "render output carries no owner"
+        );
+    }
+
+    fn env(objects: &super::super::cluster::ClusterObjects) -> serde_json::Value {
+        let deployment = serde_json::to_value(named(&objects.deployments, "prod-api")).unwrap();
+        deployment["spec"]["template"]["spec"]["containers"][0]["env"].clone()
+    }
+
+    fn value_of<'e>(env: &'e serde_json::Value, name: &str) -> &'e serde_json::Value {
+        env.as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == name)
+            .unwrap_or_else(|| panic!("{name} missing from {env}"))
+    }
+
+    #[test]
+    fn without_proxysql_the_api_writes_to_the_primary_and_reads_from_every_server() {
+        let objects = build(json!({"mysql": {"proxysql": {"enabled": false}}}));
+        let env = env(&objects);
+        assert_eq!(
+            value_of(&env, "API_DATABASE_URL")["value"],
+            "mysql://sns:$(DATABASE_PASSWORD)@prod-mysql-primary:3306/sns"
+        );
+        let readers = value_of(&env, "API_DATABASE_READER_URLS")["value"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(readers.split(',').count(), 3, "{readers}");
+        assert!(readers.contains("@prod-mysql-2.prod-mysql:3306/sns"));
+    }
+
+    #[test]
+    fn the_bucket_of_the_spec_reaches_the_api_with_its_keys_from_the_secret() {
+        let objects = build(json!({"api": {"s3": {
+            "endpoint": "http://s3.example:9000", "bucket": "media",
+            "credentialsSecret": "s3-keys", "publicBaseUrl": "https://cdn.example"
+        }}}));
+        let env = env(&objects);
+        assert_eq!(
+            value_of(&env, "API_S3_ENDPOINT")["value"],
+            "http://s3.example:9000"
+        );
+        assert_eq!(value_of(&env, "API_S3_BUCKET")["value"], "media");
+        assert_eq!(value_of(&env, "API_S3_REGION")["value"], "us-east-1");
+        assert_eq!(
+            value_of(&env, "API_S3_ACCESS_KEY_ID")["valueFrom"]["secretKeyRef"],
+            json!({"name": "s3-keys", "key": "access-key"})
+        );
+        assert_eq!(
+            value_of(&env, "API_S3_SECRET_ACCESS_KEY")["valueFrom"]["secretKeyRef"],
+            json!({"name": "s3-keys", "key": "secret-key"})
+        );
+        assert_eq!(
+            value_of(&env, "API_MEDIA_PUBLIC_BASE_URL")["value"],
+            "https://cdn.example"
         );
     }
 

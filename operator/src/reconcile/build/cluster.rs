@@ -102,11 +102,15 @@ pub fn build_cluster_with(
     mysql::build(&naming, cluster, &mut objects)?;
     redis::build(&naming, cluster, &mut objects)?;
     api::build(&naming, cluster, &mut objects)?;
-    proxysql::build(&naming, cluster, &mut objects)?;
+    if cluster.spec.mysql.proxysql.enabled {
+        proxysql::build(&naming, cluster, &mut objects)?;
+    }
     orchestrator::build(&naming, cluster, inputs, &mut objects)?;
     if cluster.spec.monitoring.enabled {
         prometheus::build(&naming, cluster, inputs, &mut objects)?;
-        grafana::build(&naming, cluster, &mut objects)?;
+        if cluster.spec.monitoring.grafana.enabled {
+            grafana::build(&naming, cluster, &mut objects)?;
+        }
     }
     Ok(objects)
 }
@@ -125,7 +129,8 @@ pub fn generated_secrets(cluster: &SnsCluster) -> Vec<(String, Vec<&'static str>
             ],
         ),
         // Separate Secrets rather than new keys in `-mysql`: a Secret is never rewritten, so a
-        // key added to an existing one would never appear.
+        // key added to an existing one would never appear. The `-proxysql` one holds the
+        // monitor user's password, which the MySQL servers use among themselves too.
         (
             format!("{name}-{}", orchestrator::SECRET),
             vec![orchestrator::TOPOLOGY_PASSWORD],
@@ -147,10 +152,12 @@ pub fn generated_secrets(cluster: &SnsCluster) -> Vec<(String, Vec<&'static str>
             format!("{name}-{}", mysql::EXPORTER_SECRET),
             vec![mysql::EXPORTER_PASSWORD],
         ));
-        wanted.push((
-            format!("{name}-{}", grafana::SECRET),
-            vec![grafana::ADMIN_PASSWORD],
-        ));
+        if cluster.spec.monitoring.grafana.enabled {
+            wanted.push((
+                format!("{name}-{}", grafana::SECRET),
+                vec![grafana::ADMIN_PASSWORD],
+            ));
+        }
     }
     wanted
 }
@@ -284,6 +291,9 @@ mod tests {
             "Service/prod-proxysql",
             "Service/prod-orchestrator-peers",
             "Service/prod-orchestrator",
+            "Service/prod-orchestrator-0",
+            "Service/prod-orchestrator-1",
+            "Service/prod-orchestrator-2",
             "StatefulSet/prod-mysql",
             "StatefulSet/prod-redis",
             "StatefulSet/prod-orchestrator",
@@ -325,6 +335,26 @@ mod tests {
                 .any(|(name, _)| name.contains("grafana") || name.contains("exporter")),
             "{secrets:?}"
         );
+    }
+
+    #[test]
+    fn proxysql_and_grafana_can_be_left_out() {
+        let spec = json!({
+            "mysql": {"proxysql": {"enabled": false}},
+            "monitoring": {"grafana": {"enabled": false}},
+        });
+        let built = ids(&build(spec.clone()));
+        assert!(
+            !built
+                .iter()
+                .any(|id| id.contains("proxysql") || id.contains("grafana")),
+            "{built:?}"
+        );
+        assert!(built.contains(&"Deployment/prod-prometheus".to_owned()));
+        let secrets = generated_secrets(&cluster(spec));
+        assert!(!secrets.iter().any(|(name, _)| name.contains("grafana")));
+        // The MySQL servers check each other with the monitor user, ProxySQL or not.
+        assert!(secrets.iter().any(|(name, _)| name == "prod-proxysql"));
     }
 
     #[test]

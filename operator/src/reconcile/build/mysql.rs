@@ -84,7 +84,7 @@ pub(super) fn build(
     selector["statefulset.kubernetes.io/pod-name"] = json!(primary);
     objects.services.push(service(
         naming,
-        &naming.name("mysql-primary"),
+        &primary_service(naming),
         COMPONENT,
         json!({
             "selector": selector,
@@ -93,6 +93,11 @@ pub(super) fn build(
     )?);
     objects.stateful_sets.push(stateful_set(naming, cluster)?);
     Ok(())
+}
+
+/// Service `<cluster>-mysql-primary`: the server that takes writes.
+pub(super) fn primary_service(naming: &Naming<'_>) -> String {
+    naming.name("mysql-primary")
 }
 
 /// ConfigMap `<cluster>-mysql-topology`: which server is the primary.

@@ -3,11 +3,19 @@
 //! ```text
 //! ConfigMap   <c>-orchestrator        orchestrator.conf.json (no password: ${ORC_TOPOLOGY_PASSWORD}
 //!                                     is read from the environment by Orchestrator itself)
-//! Service     <c>-orchestrator-peers  headless: raft between the nodes
+//! Service     <c>-orchestrator-peers  headless: stable pod DNS names
+//! Service     <c>-orchestrator-N      one per node (replicas > 1): its raft address
 //! Service     <c>-orchestrator        3000: the HTTP API (the operator's periodic check)
-//! StatefulSet <c>-orchestrator        spec.mysql.orchestrator.replicas (odd) nodes
+//! StatefulSet <c>-orchestrator        spec.mysql.orchestrator.replicas (odd) nodes, raft
+//!                                     log and snapshots on a volume of their own
 //! PDB         <c>-orchestrator        when replicas > 1: never below a raft majority
 //! ```
+//!
+//! Orchestrator resolves its raft peers' names to IPs once, at start, and keeps those IPs
+//! for good. A pod's IP changes when it restarts, so peers named by pod DNS names would
+//! lose a restarted node for ever (and two restarts the majority). Each node is therefore
+//! reached through a Service of its own, whose cluster IP never changes while the cluster
+//! exists.
 //!
 //! After a master failover Orchestrator runs a hook that POSTs to the operator's
 //! `/hooks/orchestrator/failover` (`failover::hook`) with `Authorization: Bearer <token>`
@@ -31,6 +39,8 @@ use crate::crd::SnsCluster;
 pub(super) const HTTP_PORT: i32 = 3000;
 /// Raft's port between Orchestrator nodes.
 const RAFT_PORT: i32 = 10008;
+/// Size of each node's volume (raft log, snapshots, SQLite: a few MB for one cluster).
+const RAFT_STORAGE: &str = "1Gi";
 /// Path of the operator's failover hook.
 pub const HOOK_PATH: &str = "/hooks/orchestrator/failover";
 
@@ -81,6 +91,26 @@ pub(super) fn build(
             "ports": [{ "name": "http", "port": HTTP_PORT, "targetPort": "http" }],
         }),
     )?);
+    if cluster.spec.mysql.orchestrator.replicas > 1 {
+        for node in raft_nodes(naming, cluster) {
+            let mut selector = naming.selector(COMPONENT);
+            selector["statefulset.kubernetes.io/pod-name"] = json!(node);
+            objects.services.push(service(
+                naming,
+                &node,
+                COMPONENT,
+                json!({
+                    "selector": selector,
+                    // Raft runs before a node is ready (readiness needs a leader).
+                    "publishNotReadyAddresses": true,
+                    "ports": [
+                        { "name": "raft", "port": RAFT_PORT, "targetPort": "raft" },
+                        { "name": "http", "port": HTTP_PORT, "targetPort": "http" },
+                    ],
+                }),
+            )?);
+        }
+    }
     objects
         .stateful_sets
         .push(stateful_set(naming, cluster, &config_hash(&[&config]))?);
@@ -95,6 +125,14 @@ pub(super) fn build(
 
 fn peers_service(naming: &Naming<'_>) -> String {
     naming.name("orchestrator-peers")
+}
+
+/// Each node's raft address: the Service named like its pod (`<c>-orchestrator-N`).
+fn raft_nodes(naming: &Naming<'_>, cluster: &SnsCluster) -> Vec<String> {
+    let sts = naming.name(COMPONENT);
+    (0..cluster.spec.mysql.orchestrator.replicas)
+        .map(|index| format!("{sts}-{index}"))
+        .collect()
 }
 
 /// The command Orchestrator runs (with bash) after a master failover: a POST to the
@@ -156,19 +194,15 @@ fn config(naming: &Naming<'_>, cluster: &SnsCluster, inputs: &BuildInputs) -> Va
         // Only a master failover changes the primary the operator records.
         "PostMasterFailoverProcesses": [hook(&inputs.operator_address)],
     });
-    let replicas = cluster.spec.mysql.orchestrator.replicas;
-    if replicas > 1 {
-        let peers = peers_service(naming);
-        let sts = naming.name(COMPONENT);
+    if cluster.spec.mysql.orchestrator.replicas > 1 {
         config["RaftEnabled"] = json!(true);
         config["RaftDataDir"] = json!("/var/lib/orchestrator");
-        config["RaftBind"] = json!(format!("{POD_NAME_PLACEHOLDER}.{peers}"));
+        // Listen on every address; peers know this node by its own Service (RaftAdvertise,
+        // which names the pod's Service: the pod's name), whose IP outlives the pod's.
+        config["RaftBind"] = json!("0.0.0.0");
+        config["RaftAdvertise"] = json!(POD_NAME_PLACEHOLDER);
         config["DefaultRaftPort"] = json!(RAFT_PORT);
-        config["RaftNodes"] = json!(
-            (0..replicas)
-                .map(|index| format!("{sts}-{index}.{peers}"))
-                .collect::<Vec<_>>()
-        );
+        config["RaftNodes"] = json!(raft_nodes(naming, cluster));
     }
     config
 }
@@ -230,12 +264,19 @@ fn stateful_set(
                         "volumes": [
                             { "name": "config", "configMap": { "name": name } },
                             { "name": "run", "emptyDir": {} },
-                            // The topology is rediscovered from the seeds and raft peers; no
-                            // disk to carry across restarts.
-                            { "name": "data", "emptyDir": {} },
                         ],
                     },
                 },
+                // The raft log, snapshots and SQLite backend: a restarted node resumes from
+                // its own log instead of a full snapshot from the leader, and a node that
+                // restarts while another is down still counts towards the majority.
+                "volumeClaimTemplates": [{
+                    "metadata": { "name": "data" },
+                    "spec": {
+                        "accessModes": ["ReadWriteOnce"],
+                        "resources": { "requests": { "storage": RAFT_STORAGE } },
+                    },
+                }],
             },
         }),
     )
@@ -361,22 +402,54 @@ mod tests {
     fn raft_is_configured_only_with_more_than_one_node() {
         let three = conf(&build(json!({})));
         assert_eq!(three["RaftEnabled"], true);
-        assert_eq!(three["RaftBind"], "@@POD_NAME@@.prod-orchestrator-peers");
+        assert_eq!(three["RaftBind"], "0.0.0.0");
+        assert_eq!(three["RaftAdvertise"], "@@POD_NAME@@");
         assert_eq!(
             three["RaftNodes"],
             json!([
-                "prod-orchestrator-0.prod-orchestrator-peers",
-                "prod-orchestrator-1.prod-orchestrator-peers",
-                "prod-orchestrator-2.prod-orchestrator-peers"
+                "prod-orchestrator-0",
+                "prod-orchestrator-1",
+                "prod-orchestrator-2"
             ])
         );
         let one = build(json!({"mysql": {"orchestrator": {"replicas": 1}}}));
         assert!(conf(&one).get("RaftEnabled").is_none());
         assert!(
+            one.services
+                .iter()
+                .all(|s| s.metadata.name.as_deref() != Some("prod-orchestrator-0"))
+        );
+        assert!(
             one.disruption_budgets
                 .iter()
                 .all(|pdb| pdb.metadata.name.as_deref() != Some("prod-orchestrator"))
         );
+    }
+
+    #[test]
+    fn every_raft_node_has_a_service_of_its_own_that_selects_only_its_pod() {
+        let objects = build(json!({}));
+        for index in 0..3 {
+            let name = format!("prod-orchestrator-{index}");
+            let spec = named(&objects.services, &name).spec.clone().unwrap();
+            assert_eq!(
+                spec.cluster_ip, None,
+                "a cluster IP: stable across restarts"
+            );
+            assert_eq!(spec.publish_not_ready_addresses, Some(true));
+            assert_eq!(
+                spec.selector.unwrap()["statefulset.kubernetes.io/pod-name"],
+                name
+            );
+            let ports: Vec<i32> = spec.ports.unwrap().iter().map(|p| p.port).collect();
+            assert_eq!(ports, [10008, 3000]);
+        }
+        let sts = named(&objects.stateful_sets, "prod-orchestrator")
+            .spec
+            .clone()
+            .unwrap();
+        let claims = sts.volume_claim_templates.unwrap();
+        assert_eq!(claims[0].metadata.name.as_deref(), Some("data"));
     }
 
     #[test]

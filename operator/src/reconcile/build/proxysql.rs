@@ -1,11 +1,18 @@
-//! ProxySQL: writes to the primary (hostgroup 10), reads to the replicas (hostgroup 20), and a
-//! promoted replica moved to the writers by its `read_only` going to 0.
+//! ProxySQL: two ports. 6033 sends everything to the primary (hostgroup 10); 6034 sends
+//! SELECTs to the replicas (hostgroup 20). A promoted replica is moved to the writers by its
+//! `read_only` going to 0.
+//!
+//! The API decides which reads may see a lagging replica: its writer pool (6033) serves
+//! every read that must follow a write (register then log in, a post's 201 body, the
+//! Idempotency-Key lookup, the migration lock), its reader pool (6034) the rest. Routing
+//! every SELECT to the replicas on one port would break those reads whenever a replica lags.
 //!
 //! ```text
 //! ConfigMap   <c>-proxysql  proxysql.cnf (template: @@SNS_PASSWORD@@, @@MONITOR_PASSWORD@@),
 //!                           render.awk
 //! Deployment  <c>-proxysql  renders the template into memory at start, then runs proxysql
-//! Service     <c>-proxysql  6033 only; the admin interface listens on 127.0.0.1 in the pod
+//! Service     <c>-proxysql  6033 (writer) and 6034 (reader); the admin interface listens
+//!                           on 127.0.0.1 in the pod
 //! PDB         <c>-proxysql  when replicas > 1
 //! ```
 //!
@@ -25,8 +32,10 @@ use super::naming::{
 };
 use crate::crd::SnsCluster;
 
-/// ProxySQL's client port.
+/// ProxySQL's writer port: every statement goes to the primary.
 pub const PROXYSQL_PORT: i32 = 6033;
+/// ProxySQL's reader port: SELECTs go to the replicas (locking reads to the primary).
+pub const PROXYSQL_READER_PORT: i32 = 6034;
 /// ProxySQL's admin port (inside the pod only).
 const ADMIN_PORT: i32 = 6032;
 /// Hostgroup of the server that takes writes.
@@ -59,7 +68,10 @@ pub(super) fn build(
         COMPONENT,
         json!({
             "selector": naming.selector(COMPONENT),
-            "ports": [{ "name": "mysql", "port": PROXYSQL_PORT, "targetPort": "mysql" }],
+            "ports": [
+                { "name": "mysql", "port": PROXYSQL_PORT, "targetPort": "mysql" },
+                { "name": "mysql-reader", "port": PROXYSQL_READER_PORT, "targetPort": "mysql-reader" },
+            ],
         }),
     )?);
     objects.deployments.push(deployment(
@@ -109,7 +121,7 @@ mysql_variables=
 {{
     threads=4
     max_connections=2048
-    interfaces="0.0.0.0:{PROXYSQL_PORT}"
+    interfaces="0.0.0.0:{PROXYSQL_PORT};0.0.0.0:{PROXYSQL_READER_PORT}"
     monitor_username="{MONITOR_USER}"
     monitor_password="@@MONITOR_PASSWORD@@"
     monitor_connect_interval=60000
@@ -137,12 +149,13 @@ mysql_replication_hostgroups=
     {{ writer_hostgroup={WRITER_HOSTGROUP}, reader_hostgroup={READER_HOSTGROUP}, check_type="read_only", comment="{cluster}" }}
 )
 
-# Locking reads need the primary; other SELECTs go to the replicas; everything else
-# (writes, BEGIN and the statements of a transaction) to the user's default, the writer.
+# On the reader port ({PROXYSQL_READER_PORT}) locking reads need the primary and other SELECTs go to
+# the replicas. Everything else, and everything on the writer port ({PROXYSQL_PORT}), goes to the
+# user's default, the writer: a read that must see the client's own write is sent there.
 mysql_query_rules=
 (
-    {{ rule_id=1, active=1, match_digest="^SELECT.*(FOR UPDATE|FOR SHARE|LOCK IN SHARE MODE)", destination_hostgroup={WRITER_HOSTGROUP}, apply=1 }},
-    {{ rule_id=2, active=1, match_digest="^SELECT", destination_hostgroup={READER_HOSTGROUP}, apply=1 }}
+    {{ rule_id=1, active=1, proxy_port={PROXYSQL_READER_PORT}, match_digest="^SELECT.*(FOR UPDATE|FOR SHARE|LOCK IN SHARE MODE)", destination_hostgroup={WRITER_HOSTGROUP}, apply=1 }},
+    {{ rule_id=2, active=1, proxy_port={PROXYSQL_READER_PORT}, match_digest="^SELECT", destination_hostgroup={READER_HOSTGROUP}, apply=1 }}
 )
 
 # transaction_persistent: a transaction stays on the hostgroup it began on (BEGIN goes to
@@ -192,7 +205,10 @@ fn deployment(
                                 secret_env("SNS_PASSWORD", &naming.name(mysql::SECRET), mysql::SNS_PASSWORD),
                                 secret_env("MONITOR_PASSWORD", &naming.name(SECRET), MONITOR_PASSWORD),
                             ],
-                            "ports": [{ "name": "mysql", "containerPort": PROXYSQL_PORT }],
+                            "ports": [
+                                { "name": "mysql", "containerPort": PROXYSQL_PORT },
+                                { "name": "mysql-reader", "containerPort": PROXYSQL_READER_PORT },
+                            ],
                             "readinessProbe": { "tcpSocket": { "port": "mysql" } },
                             "livenessProbe": { "tcpSocket": { "port": "mysql" }, "initialDelaySeconds": 10 },
                             "volumeMounts": [
@@ -239,16 +255,24 @@ mod tests {
     }
 
     #[test]
-    fn locking_reads_go_to_the_writer_and_other_selects_to_the_readers() {
+    fn only_the_reader_port_sends_selects_to_the_replicas_and_locking_reads_never() {
         let cnf = file(&build(json!({})), "prod-proxysql", "proxysql.cnf");
-        let writer = cnf.find("FOR UPDATE").unwrap();
+        assert!(cnf.contains(r#"interfaces="0.0.0.0:6033;0.0.0.0:6034""#));
+        let writer = cnf
+            .find(r#"proxy_port=6034, match_digest="^SELECT.*(FOR UPDATE"#)
+            .unwrap();
         let reader = cnf
-            .find(r#"match_digest="^SELECT", destination_hostgroup=20"#)
+            .find(r#"proxy_port=6034, match_digest="^SELECT", destination_hostgroup=20"#)
             .unwrap();
         assert!(
             writer < reader,
             "the FOR UPDATE rule must be evaluated first"
         );
+        // No rule applies on the writer port: reads after writes see them.
+        let rules = cnf.split("mysql_query_rules=").nth(1).unwrap();
+        let rules = &rules[..rules.find("\n)\n").unwrap()];
+        assert_eq!(rules.matches("rule_id=").count(), 2, "{rules}");
+        assert_eq!(rules.matches("proxy_port=6034").count(), 2, "{rules}");
         assert!(cnf.contains(r#"monitor_username="monitor""#));
         assert!(cnf.contains(r#"monitor_password="@@MONITOR_PASSWORD@@""#));
         assert!(
@@ -257,15 +281,20 @@ mod tests {
     }
 
     #[test]
-    fn the_service_exposes_the_client_port_only_and_two_pods_get_a_budget() {
+    fn the_service_exposes_the_client_ports_only_and_two_pods_get_a_budget() {
         let objects = build(json!({}));
         let service = named(&objects.services, "prod-proxysql")
             .spec
             .as_ref()
             .unwrap();
-        let ports = service.ports.as_ref().unwrap();
-        assert_eq!(ports.len(), 1);
-        assert_eq!(ports[0].port, 6033);
+        let ports: Vec<i32> = service
+            .ports
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|p| p.port)
+            .collect();
+        assert_eq!(ports, [6033, 6034]);
         assert!(ids(&objects).contains(&"PodDisruptionBudget/prod-proxysql".to_owned()));
         let single = build(json!({"mysql": {"proxysql": {"replicas": 1}}}));
         assert!(!ids(&single).contains(&"PodDisruptionBudget/prod-proxysql".to_owned()));
