@@ -66,33 +66,7 @@ impl RedisNodes {
             let (port, bus) = (ports[index * 2], ports[index * 2 + 1]);
             let node_dir = this.dir.join(format!("n{index}"));
             std::fs::create_dir_all(&node_dir).unwrap();
-            let child = Command::new("redis-server")
-                .args([
-                    "--port",
-                    &port.to_string(),
-                    "--cluster-port",
-                    &bus.to_string(),
-                ])
-                .args(["--bind", "127.0.0.1", "--cluster-enabled", "yes"])
-                .args(["--cluster-config-file", "nodes.conf"])
-                .args([
-                    "--cluster-node-timeout",
-                    "500",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                ])
-                .args(["--repl-diskless-sync-delay", "0"])
-                .arg("--dir")
-                .arg(&node_dir)
-                .arg("--logfile")
-                .arg(node_dir.join("redis.log"))
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("redis-server runs (apt-get install redis-server)");
-            this.children.push(child);
+            this.children.push(spawn_redis(&node_dir, port, bus));
             this.nodes.push(RedisNode {
                 name: format!("n{index}"),
                 host: "127.0.0.1".into(),
@@ -100,23 +74,79 @@ impl RedisNodes {
                 bus_port: Some(bus),
             });
         }
+        this.wait_for_pings().await.then_some(this)
+    }
+
+    /// Stops every node and starts it again in its directory (its nodes.conf: the cluster it
+    /// belonged to, its peers at their old addresses) on new ports: as when every pod of a
+    /// StatefulSet is deleted at once and comes back with a new IP.
+    async fn restart_on_new_ports(&mut self) {
+        for child in &mut self.children {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+        let ports = free_ports(self.nodes.len() * 2);
+        for (index, node) in self.nodes.iter_mut().enumerate() {
+            node.port = ports[index * 2];
+            node.bus_port = Some(ports[index * 2 + 1]);
+            self.children[index] = spawn_redis(
+                &self.dir.join(format!("n{index}")),
+                node.port,
+                ports[index * 2 + 1],
+            );
+        }
+        assert!(self.wait_for_pings().await, "the restarted nodes answer");
+    }
+
+    /// Whether every node answers PING within 10 s (false as soon as one has exited).
+    async fn wait_for_pings(&mut self) -> bool {
         let deadline = Instant::now() + Duration::from_secs(10);
-        for index in 0..this.nodes.len() {
-            while ping(&this.nodes[index]).await.is_err() {
+        for index in 0..self.nodes.len() {
+            while ping(&self.nodes[index]).await.is_err() {
                 // Exited (its port was taken after we picked it), or too slow: start over.
-                let exited = this.children[index].try_wait().ok().flatten().is_some();
+                let exited = self.children[index].try_wait().ok().flatten().is_some();
                 if exited || Instant::now() >= deadline {
                     eprintln!(
                         "{} did not answer PING; starting the nodes again",
-                        this.nodes[index].name
+                        self.nodes[index].name
                     );
-                    return None;
+                    return false;
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
-        Some(this)
+        true
     }
+}
+
+/// A cluster-enabled redis-server on `port` (bus `bus`) whose files are in `node_dir`.
+fn spawn_redis(node_dir: &std::path::Path, port: u16, bus: u16) -> Child {
+    Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--cluster-port",
+            &bus.to_string(),
+        ])
+        .args(["--bind", "127.0.0.1", "--cluster-enabled", "yes"])
+        .args(["--cluster-config-file", "nodes.conf"])
+        .args([
+            "--cluster-node-timeout",
+            "500",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .args(["--repl-diskless-sync-delay", "0"])
+        .arg("--dir")
+        .arg(node_dir)
+        .arg("--logfile")
+        .arg(node_dir.join("redis.log"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server runs (apt-get install redis-server)")
 }
 
 impl Drop for RedisNodes {
@@ -230,6 +260,42 @@ async fn bootstrap_forms_a_cluster_from_fresh_nodes_and_then_changes_nothing() {
     let again = client.bootstrap(masters, replicas).await.unwrap();
     assert!(again.changed_nothing(), "{again:?}");
     assert_eq!(topology(&masters[0]).await, formed);
+}
+
+#[tokio::test]
+async fn a_cluster_whose_nodes_all_came_back_at_new_addresses_is_met_again() {
+    let mut servers = RedisNodes::start(6).await;
+    let client = RedisClient::new(TIMEOUT);
+    {
+        let (masters, replicas) = servers.nodes.split_at(3);
+        client.bootstrap(masters, replicas).await.unwrap();
+    }
+    let formed = topology(&servers.nodes[0]).await;
+
+    // Every node restarts on a new port, remembering its peers at their old ones.
+    servers.restart_on_new_ports().await;
+    let stale = client.cluster_health(&servers.nodes).await.unwrap();
+    assert!(stale.unreachable.is_empty(), "{stale:?}");
+    assert!(
+        stale.is_formed(6),
+        "nodes.conf keeps the slots and the peers: {stale:?}"
+    );
+
+    let (masters, replicas) = servers.nodes.split_at(3);
+    let report = client.bootstrap(masters, replicas).await.unwrap();
+    assert!(
+        report.nodes_met >= 5,
+        "every node met at its new address: {report:?}"
+    );
+    assert_eq!(report.slot_ranges_added, 0, "{report:?}");
+    assert_eq!(report.replicas_attached, 0, "{report:?}");
+    let health = client.cluster_health(&servers.nodes).await.unwrap();
+    assert!(health.is_ok() && health.is_formed(6), "{health:?}");
+    assert_eq!(
+        topology(&servers.nodes[0]).await,
+        formed,
+        "the same masters, slots and replicas"
+    );
 }
 
 #[tokio::test]
