@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Install what the tests need on a fresh Debian 12 machine; quick when it is all there already.
 #   - Debian packages: MariaDB, Redis, Prometheus tooling (promtool, amtool), curl, python3-venv,
-#     wrk (the benchmark's HTTP load)
+#     wrk (the benchmark's HTTP load), debootstrap (the e2e images' Debian root,
+#     tests/env/build-images.sh); containerd, runc, CNI plugins, iptables, nftables, gcc and
+#     the static libc, busybox-static (the real node of tests/env/node.sh and its smoke test)
 #   - s3s-fs (an S3 server over a directory) built by cargo, cached outside the clone
 #   - schemathesis in a venv, cached outside the clone
 #   - with --with-control-plane: a Kubernetes control plane built from Go modules
@@ -21,7 +23,8 @@ SCHEMATHESIS_VERSION=4.32.5
 SCHEMATHESIS_VENV="$SNS_TOOLS_DIR/venv-schemathesis"
 
 APT_PACKAGES=(mariadb-server mariadb-client redis-server redis-tools prometheus
-    prometheus-alertmanager curl ca-certificates python3-venv openssl util-linux wrk)
+    prometheus-alertmanager curl ca-certificates python3-venv openssl util-linux wrk debootstrap
+    containerd runc containernetworking-plugins iptables nftables gcc libc6-dev busybox-static)
 
 log() { printf '[install-tools %s] %s\n' "$(date +%T)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -44,9 +47,18 @@ python_for_venv() {
 install_apt() {
     local missing=() b
     # openssl and flock (util-linux) serve the control-plane script (certificates, port lock).
-    for b in mariadbd mariadb mariadb-install-db redis-server redis-cli promtool amtool curl openssl flock wrk; do
+    for b in mariadbd mariadb mariadb-install-db redis-server redis-cli promtool amtool curl openssl flock wrk \
+        debootstrap; do
         command -v "$b" >/dev/null || missing+=("$b")
     done
+    # The real node (tests/env/node.sh): containerd and runc run the pods, the CNI plugins
+    # wire them to the bridge, iptables and nft set up and clean up its rules, gcc and the
+    # static libc build the pause image; node-smoke.sh's test image is the static busybox.
+    for b in containerd containerd-shim-runc-v2 runc ctr iptables nft gcc busybox; do
+        command -v "$b" >/dev/null || missing+=("$b")
+    done
+    [[ -x /usr/lib/cni/bridge ]] || missing+=(containernetworking-plugins)
+    [[ "$(gcc -print-file-name=libc.a 2>/dev/null)" == /* ]] || missing+=(libc6-dev)
     # The venv step needs ensurepip, which Debian ships separately (python3-venv).
     if ! py=$(python_for_venv) || ! "$py" -c 'import ensurepip, venv' 2>/dev/null; then
         missing+=(python3-venv)
@@ -61,9 +73,11 @@ install_apt() {
     # install ("cannot access archive"): a second run of the same command then succeeds.
     apt-get install -y -q --no-install-recommends "${APT_PACKAGES[@]}" ||
         apt-get install -y -q --no-install-recommends "${APT_PACKAGES[@]}"
-    for b in mariadbd redis-server redis-cli promtool amtool curl wrk; do
+    for b in mariadbd redis-server redis-cli promtool amtool curl wrk debootstrap \
+        containerd runc ctr iptables nft gcc busybox; do
         command -v "$b" >/dev/null || die "$b still missing after apt-get install"
     done
+    [[ -x /usr/lib/cni/bridge ]] || die "/usr/lib/cni/bridge still missing after apt-get install"
 }
 
 install_s3s_fs() {
