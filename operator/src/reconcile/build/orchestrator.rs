@@ -4,7 +4,7 @@
 //! ConfigMap   <c>-orchestrator        orchestrator.conf.json (no password: ${ORC_TOPOLOGY_PASSWORD}
 //!                                     is read from the environment by Orchestrator itself)
 //! Service     <c>-orchestrator-peers  headless: stable pod DNS names
-//! Service     <c>-orchestrator-N      one per node (replicas > 1): its raft address
+//! Service     <c>-orchestrator-raft-N one per node (replicas > 1): its raft address
 //! Service     <c>-orchestrator        3000: the HTTP API (the operator's periodic check)
 //! StatefulSet <c>-orchestrator        spec.mysql.orchestrator.replicas (odd) nodes, raft
 //!                                     log and snapshots on a volume of their own
@@ -54,8 +54,9 @@ pub(super) const TOPOLOGY_PASSWORD: &str = "topology-password";
 pub(super) const HOOK_SECRET: &str = "orchestrator-hook";
 pub(super) const HOOK_TOKEN: &str = "token";
 
-/// Replaced by the pod's name when the container starts (raft needs each node's own address).
-const POD_NAME_PLACEHOLDER: &str = "@@POD_NAME@@";
+/// Replaced by the pod's ordinal when the container starts (raft needs each node's own
+/// address).
+const ORDINAL_PLACEHOLDER: &str = "@@ORDINAL@@";
 
 /// Adds Orchestrator's objects to `objects`.
 pub(super) fn build(
@@ -92,12 +93,12 @@ pub(super) fn build(
         }),
     )?);
     if cluster.spec.mysql.orchestrator.replicas > 1 {
-        for node in raft_nodes(naming, cluster) {
+        for (index, node) in raft_nodes(naming, cluster).iter().enumerate() {
             let mut selector = naming.selector(COMPONENT);
-            selector["statefulset.kubernetes.io/pod-name"] = json!(node);
+            selector["statefulset.kubernetes.io/pod-name"] = json!(format!("{name}-{index}"));
             objects.services.push(service(
                 naming,
-                &node,
+                node,
                 COMPONENT,
                 json!({
                     "selector": selector,
@@ -127,12 +128,28 @@ fn peers_service(naming: &Naming<'_>) -> String {
     naming.name("orchestrator-peers")
 }
 
-/// Each node's raft address: the Service named like its pod (`<c>-orchestrator-N`).
+/// What a node's readiness probe asks: with raft, whether the node is a leader or a
+/// follower of a raft group (a node that lost its peers is not ready, and the Service sends
+/// the operator's calls elsewhere); alone, whether it serves HTTP.
+fn readiness_path(replicas: i32) -> &'static str {
+    if replicas > 1 {
+        "/api/raft-health"
+    } else {
+        "/api/lb-check"
+    }
+}
+
+/// Each node's raft address: a Service of its own, `<c>-orchestrator-raft-N` for pod
+/// `<c>-orchestrator-N`. Not the pod's own name: in the pod that resolves to the pod's IP
+/// (/etc/hosts), which would become the node's raft identity.
 fn raft_nodes(naming: &Naming<'_>, cluster: &SnsCluster) -> Vec<String> {
-    let sts = naming.name(COMPONENT);
     (0..cluster.spec.mysql.orchestrator.replicas)
-        .map(|index| format!("{sts}-{index}"))
+        .map(|index| raft_service(naming, &index.to_string()))
         .collect()
+}
+
+fn raft_service(naming: &Naming<'_>, ordinal: &str) -> String {
+    naming.name(&format!("orchestrator-raft-{ordinal}"))
 }
 
 /// The command Orchestrator runs (with bash) after a master failover: a POST to the
@@ -197,10 +214,10 @@ fn config(naming: &Naming<'_>, cluster: &SnsCluster, inputs: &BuildInputs) -> Va
     if cluster.spec.mysql.orchestrator.replicas > 1 {
         config["RaftEnabled"] = json!(true);
         config["RaftDataDir"] = json!("/var/lib/orchestrator");
-        // Listen on every address; peers know this node by its own Service (RaftAdvertise,
-        // which names the pod's Service: the pod's name), whose IP outlives the pod's.
+        // Listen on every address; peers know this node by its own Service
+        // (RaftAdvertise), whose IP outlives the pod's.
         config["RaftBind"] = json!("0.0.0.0");
-        config["RaftAdvertise"] = json!(POD_NAME_PLACEHOLDER);
+        config["RaftAdvertise"] = json!(raft_service(naming, ORDINAL_PLACEHOLDER));
         config["DefaultRaftPort"] = json!(RAFT_PORT);
         config["RaftNodes"] = json!(raft_nodes(naming, cluster));
     }
@@ -214,9 +231,10 @@ fn stateful_set(
 ) -> Result<StatefulSet, BuildError> {
     let name = naming.name(COMPONENT);
     let spec = &cluster.spec.mysql.orchestrator;
-    // The only per-pod value (RaftBind) is the pod's name, a DNS label: plain sed is safe.
+    // The only per-pod value (RaftAdvertise) holds the pod's ordinal, digits: plain sed is
+    // safe.
     let start = format!(
-        "sed \"s/{POD_NAME_PLACEHOLDER}/$POD_NAME/g\" /etc/orchestrator/orchestrator.conf.json \
+        "sed \"s/{ORDINAL_PLACEHOLDER}/${{POD_NAME##*-}}/g\" /etc/orchestrator/orchestrator.conf.json \
          >/run/orchestrator/orchestrator.conf.json && \
          exec /usr/local/orchestrator/orchestrator --config=/run/orchestrator/orchestrator.conf.json http"
     );
@@ -253,7 +271,7 @@ fn stateful_set(
                                 { "name": "http", "containerPort": HTTP_PORT },
                                 { "name": "raft", "containerPort": RAFT_PORT },
                             ],
-                            "readinessProbe": { "httpGet": { "path": "/api/lb-check", "port": "http" } },
+                            "readinessProbe": { "httpGet": { "path": readiness_path(spec.replicas), "port": "http" } },
                             "livenessProbe": { "tcpSocket": { "port": "http" }, "initialDelaySeconds": 10 },
                             "volumeMounts": [
                                 { "name": "config", "mountPath": "/etc/orchestrator", "readOnly": true },
@@ -403,13 +421,13 @@ mod tests {
         let three = conf(&build(json!({})));
         assert_eq!(three["RaftEnabled"], true);
         assert_eq!(three["RaftBind"], "0.0.0.0");
-        assert_eq!(three["RaftAdvertise"], "@@POD_NAME@@");
+        assert_eq!(three["RaftAdvertise"], "prod-orchestrator-raft-@@ORDINAL@@");
         assert_eq!(
             three["RaftNodes"],
             json!([
-                "prod-orchestrator-0",
-                "prod-orchestrator-1",
-                "prod-orchestrator-2"
+                "prod-orchestrator-raft-0",
+                "prod-orchestrator-raft-1",
+                "prod-orchestrator-raft-2"
             ])
         );
         let one = build(json!({"mysql": {"orchestrator": {"replicas": 1}}}));
@@ -417,7 +435,7 @@ mod tests {
         assert!(
             one.services
                 .iter()
-                .all(|s| s.metadata.name.as_deref() != Some("prod-orchestrator-0"))
+                .all(|s| s.metadata.name.as_deref() != Some("prod-orchestrator-raft-0"))
         );
         assert!(
             one.disruption_budgets
@@ -430,8 +448,13 @@ mod tests {
     fn every_raft_node_has_a_service_of_its_own_that_selects_only_its_pod() {
         let objects = build(json!({}));
         for index in 0..3 {
-            let name = format!("prod-orchestrator-{index}");
-            let spec = named(&objects.services, &name).spec.clone().unwrap();
+            let spec = named(
+                &objects.services,
+                &format!("prod-orchestrator-raft-{index}"),
+            )
+            .spec
+            .clone()
+            .unwrap();
             assert_eq!(
                 spec.cluster_ip, None,
                 "a cluster IP: stable across restarts"
@@ -439,7 +462,7 @@ mod tests {
             assert_eq!(spec.publish_not_ready_addresses, Some(true));
             assert_eq!(
                 spec.selector.unwrap()["statefulset.kubernetes.io/pod-name"],
-                name
+                format!("prod-orchestrator-{index}")
             );
             let ports: Vec<i32> = spec.ports.unwrap().iter().map(|p| p.port).collect();
             assert_eq!(ports, [10008, 3000]);
@@ -450,6 +473,9 @@ mod tests {
             .unwrap();
         let claims = sts.volume_claim_templates.unwrap();
         assert_eq!(claims[0].metadata.name.as_deref(), Some("data"));
+        let probe = serde_json::to_value(&sts.template.spec.unwrap().containers[0].readiness_probe)
+            .unwrap();
+        assert_eq!(probe["httpGet"]["path"], "/api/raft-health");
     }
 
     #[test]

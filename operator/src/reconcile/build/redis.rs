@@ -23,9 +23,13 @@ pub(super) fn build(
 ) -> Result<(), BuildError> {
     let name = naming.name(COMPONENT);
     let redis = &cluster.spec.redis;
+    // `protected-mode no`: clients (the API, the other nodes, the operator) come from other
+    // pods. The official image is built with protected mode off; a distribution's Redis has
+    // it on, and would refuse every one of them.
     let conf = format!(
         "port {REDIS_PORT}\ncluster-enabled yes\ncluster-config-file /data/nodes.conf\n\
-         cluster-node-timeout 5000\nappendonly yes\nmaxmemory {}\nmaxmemory-policy {}\n",
+         cluster-node-timeout 5000\nappendonly yes\nmaxmemory {}\nmaxmemory-policy {}\n\
+         protected-mode no\n",
         redis.maxmemory,
         redis.policy.as_str()
     );
@@ -135,6 +139,7 @@ mod tests {
         let conf = file(&objects, "prod-redis", "redis.conf");
         assert!(conf.contains("maxmemory 2gb"));
         assert!(conf.contains("maxmemory-policy volatile-lru"));
+        assert!(conf.contains("protected-mode no"));
     }
 
     #[test]
