@@ -324,31 +324,57 @@ impl Kv {
             Backend::Cluster(cluster) => {
                 let mut info = redis::cmd("CLUSTER");
                 info.arg("INFO");
-                let mut last_error = None;
-                for node in cluster.candidates() {
-                    match self.node_command(cluster, &node, &info).await {
-                        Ok(Value::BulkString(text)) => {
-                            return if String::from_utf8_lossy(&text).contains("cluster_state:ok") {
-                                Ok(())
-                            } else {
-                                Err(RedisError::from((ErrorKind::Io, "cluster_state is not ok")))
-                            };
-                        }
-                        Ok(Value::VerbatimString { text, .. }) => {
-                            return if text.contains("cluster_state:ok") {
-                                Ok(())
-                            } else {
-                                Err(RedisError::from((ErrorKind::Io, "cluster_state is not ok")))
-                            };
-                        }
-                        Ok(_) => {}
-                        Err(error) => last_error = Some(error),
-                    }
+                let candidates = cluster.candidates();
+                if candidates.is_empty() {
+                    return Err(RedisError::from((
+                        ErrorKind::Io,
+                        "no cluster node is known",
+                    )));
                 }
-                Err(last_error.unwrap_or_else(|| {
-                    RedisError::from((ErrorKind::Io, "no cluster node answers"))
-                }))
+                // Every candidate at once, the first answer wins: a slot map naming
+                // addresses the nodes no longer have (every pod restarted with a new IP)
+                // would otherwise cost one timeout per stale master before the configured
+                // nodes are asked.
+                let asks = candidates.iter().enumerate().map(|(index, node)| {
+                    let info = &info;
+                    Box::pin(async move {
+                        match self.node_command(cluster, node, info).await? {
+                            Value::BulkString(text) => {
+                                Ok((index, String::from_utf8_lossy(&text).into_owned()))
+                            }
+                            Value::VerbatimString { text, .. } => Ok((index, text)),
+                            _ => Err(RedisError::from((ErrorKind::Client, "unexpected reply"))),
+                        }
+                    })
+                });
+                let ((index, text), _) = futures::future::select_ok(asks)
+                    .await
+                    .map_err(|_| RedisError::from((ErrorKind::Io, "no cluster node answers")))?;
+                if index >= cluster.current_slots().masters().len() {
+                    // A configured node answered first: the slot map's masters may be at old
+                    // addresses, and nothing else would mend it while no request fails (one
+                    // CLUSTER SLOTS per health check at most).
+                    self.load_slots_from(cluster, &candidates[index]).await;
+                }
+                if text.contains("cluster_state:ok") {
+                    Ok(())
+                } else {
+                    Err(RedisError::from((ErrorKind::Io, "cluster_state is not ok")))
+                }
             }
+        }
+    }
+
+    /// Replaces the slot map with `node`'s view (`CLUSTER SLOTS`); keeps it when the node
+    /// has no usable answer.
+    async fn load_slots_from(&self, cluster: &Cluster, node: &NodeAddr) {
+        let mut slots = redis::cmd("CLUSTER");
+        slots.arg("SLOTS");
+        if let Ok(value) = self.node_command(cluster, node, &slots).await
+            && let Some(map) = SlotMap::from_cluster_slots(&value).filter(|map| !map.is_empty())
+            && let Ok(mut slots) = cluster.slots.write()
+        {
+            *slots = Arc::new(map);
         }
     }
 

@@ -78,7 +78,9 @@ fn deployment(
             { "name": "API_RATE_LIMIT_TRUST_FORWARDED_FOR", "value": "true" },
         ],
         "livenessProbe": { "httpGet": { "path": "/healthz", "port": "http" } },
-        "readinessProbe": { "httpGet": { "path": "/readyz", "port": "http" } },
+        // /readyz answers within about 3 s (Redis reported within 1 s, the database
+        // within 2 s): the default 1 s timeout would fail a pod for a slow Redis.
+        "readinessProbe": { "httpGet": { "path": "/readyz", "port": "http" }, "timeoutSeconds": 4 },
     });
     if let (Some(s3), Some(env)) = (&api.s3, container["env"].as_array_mut()) {
         env.extend(s3_env(s3));
