@@ -1,0 +1,20 @@
+//! End-to-end tests of the platform on a real one-node Kubernetes (`tests/env/node.sh`):
+//! real containerd, runc, kubelet, kube-proxy, CoreDNS and volumes, with the images of
+//! `tests/env/build-images.sh` imported into the node. No KWOK and no scripted data plane.
+//!
+//! ```text
+//! node       the node's kubeconfig, bridge address, kubectl and helm; polling; diagnostics
+//! cluster    a namespace with an SnsCluster in it: apply, wait for Ready, pods, Services
+//! s3         an S3 server (s3s-fs) on the node's bridge address, which pods reach
+//! api        an HTTP client of the deployed API: the client journey's calls
+//! prometheus the deployed Prometheus' HTTP API: targets, rules, queries
+//! ```
+//!
+//! Every address the tests send traffic to is on this machine: the node's bridge (pods and
+//! the Services kube-proxy maps to them) and loopback.
+
+pub mod api;
+pub mod cluster;
+pub mod node;
+pub mod prometheus;
+pub mod s3;
