@@ -159,3 +159,19 @@ stop_group() {
         while [[ -e /proc/$pid ]] && ((SECONDS < deadline)); do sleep 0.1; done
     done
 }
+
+# ---------------------------------------------------------------------------------------
+# Certificates of the test clusters (control-plane.sh, node.sh): EC P-256, fast to make.
+
+new_key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1" 2>/dev/null; }
+
+# sign PKI NAME SUBJECT EXTENSIONS: PKI/NAME.key and PKI/NAME.crt, signed by PKI/ca.
+sign() {
+    local pki=$1 name=$2 subject=$3 ext=$4
+    new_key "$pki/$name.key"
+    openssl req -new -key "$pki/$name.key" -subj "$subject" -out "$pki/$name.csr" 2>/dev/null
+    printf '%b\n' "$ext" >"$pki/$name.ext"
+    openssl x509 -req -in "$pki/$name.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" \
+        -CAcreateserial -days 3650 -sha256 -extfile "$pki/$name.ext" -out "$pki/$name.crt" 2>/dev/null
+    rm -f "$pki/$name.csr" "$pki/$name.ext"
+}

@@ -126,17 +126,7 @@ paths_of() { # DIR: set the path variables of the node in DIR
 # certificates and the client certificates: admin (O=system:masters) and the kubelet
 # (system:node:NAME, for the Node authorizer).
 
-new_key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1" 2>/dev/null; }
-
-sign() { # PKI NAME SUBJECT EXTENSIONS
-    local pki=$1 name=$2 subject=$3 ext=$4
-    new_key "$pki/$name.key"
-    openssl req -new -key "$pki/$name.key" -subj "$subject" -out "$pki/$name.csr" 2>/dev/null
-    printf '%b\n' "$ext" >"$pki/$name.ext"
-    openssl x509 -req -in "$pki/$name.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" \
-        -CAcreateserial -days 3650 -sha256 -extfile "$pki/$name.ext" -out "$pki/$name.crt" 2>/dev/null
-    rm -f "$pki/$name.csr" "$pki/$name.ext"
-}
+# new_key and sign: lib.sh.
 
 make_pki() { # PKI_DIR
     local pki=$1

@@ -182,6 +182,32 @@ async fn install_operator(node: &Node) {
         },
     )
     .await;
+
+    // Orchestrator's hook reaches the operator at the address the operator names by
+    // default (its metrics Service, port 8080): a call without the token is refused there.
+    let services: Api<Service> = Api::namespaced(node.client.clone(), OPERATOR_NAMESPACE);
+    let service = services
+        .get("sns-operator-metrics")
+        .await
+        .expect("the operator's metrics Service");
+    let spec = service.spec.unwrap_or_default();
+    let ip = spec.cluster_ip.unwrap_or_default();
+    let port = spec.ports.unwrap_or_default().first().map_or(0, |p| p.port);
+    assert_eq!(
+        format!("sns-operator-metrics.{OPERATOR_NAMESPACE}.svc:{port}"),
+        sns_operator::reconcile::build::DEFAULT_OPERATOR_ADDRESS,
+        "the chart's Service is where the operator's default hook address points"
+    );
+    let refused = reqwest::Client::new()
+        .post(format!(
+            "http://{ip}:{port}{}",
+            sns_operator::reconcile::build::HOOK_PATH
+        ))
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("the operator serves its hook");
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
 }
 
 /// 1 primary + 2 replicas, 3 Orchestrator nodes, 3 Redis masters with a replica each,
@@ -468,41 +494,42 @@ async fn prometheus_sees_everything(cluster: &TestCluster) {
 
     // The journey's requests show in the API's counters from the next scrape (15 s) on.
     let panels = dashboard_queries();
-    let with_series = eventually(
+    let empty = eventually(
         60,
         Duration::from_secs(5),
         "Prometheus to have every metric the dashboards query",
         String::new,
         || async {
-            let (with_series, missing) = dashboard_coverage(&prometheus, &panels).await;
+            let (empty, missing) = dashboard_coverage(&prometheus, &panels).await;
             if !missing.is_empty() {
                 eprintln!("e2e: metrics the dashboards query and Prometheus lacks: {missing:?}");
             }
-            missing.is_empty().then_some(with_series)
+            missing.is_empty().then_some(empty)
         },
     )
     .await;
     println!(
-        "e2e: {with_series} of {} dashboard queries return series; every metric they read \
-         has series",
+        "e2e: {} of {} dashboard queries return series; every metric they read has series; \
+         empty for want of events: {empty:?}",
+        panels.len() - empty.len(),
         panels.len()
     );
 }
 
-/// How many of `panels`' queries return series, and the metrics of the others that
-/// Prometheus has no series of. A query may be empty only for want of events (no 5xx, no
-/// fallback yet); each metric it reads must still be known.
+/// The queries of `panels` that return no series, and the metrics of those that Prometheus
+/// has no series of. A query may be empty only for want of events (no 5xx, no fallback
+/// yet); each metric it reads must still be known.
 async fn dashboard_coverage(
     prometheus: &Prometheus,
     panels: &[(String, String)],
-) -> (usize, Vec<String>) {
+) -> (Vec<String>, Vec<String>) {
     let mut missing = Vec::new();
-    let mut with_series = 0;
+    let mut empty = Vec::new();
     for (dashboard, expr) in panels {
         if prometheus.series(expr).await.unwrap_or(0) > 0 {
-            with_series += 1;
             continue;
         }
+        empty.push(expr.clone());
         for metric in metric_names(expr) {
             let known = prometheus
                 .series(&format!("count({{__name__=\"{metric}\"}})"))
@@ -513,7 +540,7 @@ async fn dashboard_coverage(
             }
         }
     }
-    (with_series, missing)
+    (empty, missing)
 }
 
 /// Every panel query of the dashboards the operator ships, as (dashboard file, expression).
@@ -834,35 +861,11 @@ async fn deleting_the_cluster_removes_its_objects(cluster: &TestCluster) {
         "every object of the deleted SnsCluster to be gone",
         || cluster.diagnostics(),
         || async {
-            let left = cluster
-                .api::<Deployment>()
-                .list(&params)
-                .await
-                .ok()?
-                .items
-                .len()
-                + cluster
-                    .api::<StatefulSet>()
-                    .list(&params)
-                    .await
-                    .ok()?
-                    .items
-                    .len()
-                + cluster
-                    .api::<Service>()
-                    .list(&params)
-                    .await
-                    .ok()?
-                    .items
-                    .len()
-                + cluster
-                    .api::<ConfigMap>()
-                    .list(&params)
-                    .await
-                    .ok()?
-                    .items
-                    .len()
-                + cluster.api::<Pod>().list(&params).await.ok()?.items.len();
+            let left = count(cluster.api::<Deployment>(), &params).await?
+                + count(cluster.api::<StatefulSet>(), &params).await?
+                + count(cluster.api::<Service>(), &params).await?
+                + count(cluster.api::<ConfigMap>(), &params).await?
+                + count(cluster.api::<Pod>(), &params).await?;
             let secrets = cluster
                 .api::<Secret>()
                 .list(&ListParams::default())
@@ -880,4 +883,12 @@ async fn deleting_the_cluster_removes_its_objects(cluster: &TestCluster) {
     let own: Api<Secret> = cluster.api();
     assert!(own.get_opt("s3-credentials").await.ok().flatten().is_some());
     let _ = own.delete("s3-credentials", &DeleteParams::default()).await;
+}
+
+/// How many objects `api` lists with `params` (`None` when the API server fails).
+async fn count<K>(api: Api<K>, params: &ListParams) -> Option<usize>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    api.list(params).await.ok().map(|list| list.items.len())
 }
