@@ -87,6 +87,11 @@ pub struct DatabaseConfig {
     #[arg(long, env = "API_DATABASE_READER_RETRY_AFTER", value_parser = parse_duration, default_value = "5s")]
     pub database_reader_retry_after: Duration,
 
+    /// How long start-up waits for the database writer to answer before it applies the
+    /// migrations (the database may still be starting beside the API, as in a new cluster).
+    #[arg(long, env = "API_DATABASE_STARTUP_WAIT", value_parser = parse_duration, default_value = "60s")]
+    pub database_startup_wait: Duration,
+
     /// Apply pending migrations on start (they take a lock, so replicas of the API may race).
     #[arg(long, env = "API_DATABASE_MIGRATE", default_value_t = true, action = clap::ArgAction::Set)]
     pub database_migrate: bool,

@@ -39,6 +39,8 @@ impl App {
     pub async fn build(mut config: Config) -> anyhow::Result<Self> {
         let db = Db::connect(&config.database)?;
         if config.database.database_migrate {
+            db.wait_for_writer(config.database.database_startup_wait)
+                .await?;
             db.migrate().await?;
         }
         let embedded = db.backend() == Backend::Sqlite;

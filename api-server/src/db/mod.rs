@@ -162,6 +162,31 @@ impl Db {
         .context("applying database migrations")
     }
 
+    /// Waits until the writer answers, for at most `wait`: at start-up the database may
+    /// still be starting beside the API (a new cluster), and a process that exited instead
+    /// would be restarted with a growing back-off, coming up later than the database.
+    pub async fn wait_for_writer(&self, wait: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + wait;
+        let mut last_log: Option<Instant> = None;
+        loop {
+            match self.ping_writer().await {
+                Ok(()) => return Ok(()),
+                Err(error) if Instant::now() < deadline => {
+                    if last_log.is_none_or(|at| at.elapsed() >= Duration::from_secs(5)) {
+                        tracing::warn!(%error, "waiting for the database writer to answer");
+                        last_log = Some(Instant::now());
+                    }
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(error) => {
+                    return Err(anyhow::Error::new(error).context(format!(
+                        "the database writer did not answer within {wait:?}"
+                    )));
+                }
+            }
+        }
+    }
+
     /// Checks that the writer answers.
     pub async fn ping_writer(&self) -> Result<(), sqlx::Error> {
         query("SELECT 1").execute(&self.writer).await.map(drop)

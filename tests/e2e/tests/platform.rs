@@ -198,16 +198,28 @@ async fn install_operator(node: &Node) {
         sns_operator::reconcile::build::DEFAULT_OPERATOR_ADDRESS,
         "the chart's Service is where the operator's default hook address points"
     );
-    let refused = reqwest::Client::new()
-        .post(format!(
-            "http://{ip}:{port}{}",
-            sns_operator::reconcile::build::HOOK_PATH
-        ))
-        .json(&json!({}))
-        .send()
-        .await
-        .expect("the operator serves its hook");
-    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    // kube-proxy maps the Service to the pod within seconds of its becoming Ready.
+    let url = format!(
+        "http://{ip}:{port}{}",
+        sns_operator::reconcile::build::HOOK_PATH
+    );
+    let refused = eventually(
+        30,
+        Duration::from_millis(500),
+        "the operator's hook to answer through its Service",
+        String::new,
+        || async {
+            reqwest::Client::new()
+                .post(&url)
+                .json(&json!({}))
+                .send()
+                .await
+                .ok()
+                .map(|response| response.status())
+        },
+    )
+    .await;
+    assert_eq!(refused, StatusCode::UNAUTHORIZED);
 }
 
 /// 1 primary + 2 replicas, 3 Orchestrator nodes, 3 Redis masters with a replica each,
@@ -510,7 +522,7 @@ async fn prometheus_sees_everything(cluster: &TestCluster) {
     .await;
     println!(
         "e2e: {} of {} dashboard queries return series; every metric they read has series; \
-         empty for want of events: {empty:?}",
+         empty so far (no such event yet, or one scrape only for a rate): {empty:?}",
         panels.len() - empty.len(),
         panels.len()
     );
