@@ -300,15 +300,7 @@ async fn the_data_plane_is_real(
     );
 
     // Orchestrator itself names the primary (its /api/master, through its Service).
-    let orchestrator = cluster
-        .service_url(&format!("{CLUSTER}-orchestrator"))
-        .await;
-    let master: Value = reqwest::get(format!("{orchestrator}/api/master/{CLUSTER}"))
-        .await
-        .expect("Orchestrator answers")
-        .json()
-        .await
-        .expect("Orchestrator answers JSON");
+    let master = orchestrator_master(cluster).await;
     let host = master["Key"]["Hostname"].as_str().unwrap_or_default();
     assert!(
         host.starts_with(&format!("{primary}.")),
@@ -804,20 +796,25 @@ async fn every_orchestrator_pod_restarted_in_turn(cluster: &TestCluster) {
         .await;
     }
     cluster.wait_ready(180).await;
-    let orchestrator = cluster
-        .service_url(&format!("{CLUSTER}-orchestrator"))
-        .await;
-    let master: Value = reqwest::get(format!("{orchestrator}/api/master/{CLUSTER}"))
-        .await
-        .expect("Orchestrator answers")
-        .json()
-        .await
-        .expect("Orchestrator answers JSON");
+    let master = orchestrator_master(cluster).await;
     let host = master["Key"]["Hostname"].as_str().unwrap_or_default();
     assert!(
         host.starts_with(&format!("{CLUSTER}-mysql-0.")),
         "Orchestrator names the primary after its restarts: {master}"
     );
+}
+
+/// Orchestrator's answer to `/api/master/<cluster>`, through its Service.
+async fn orchestrator_master(cluster: &TestCluster) -> Value {
+    let orchestrator = cluster
+        .service_url(&format!("{CLUSTER}-orchestrator"))
+        .await;
+    reqwest::get(format!("{orchestrator}/api/master/{CLUSTER}"))
+        .await
+        .expect("Orchestrator answers")
+        .json()
+        .await
+        .expect("Orchestrator answers JSON")
 }
 
 /// `Some` when every node answers its raft state, exactly one is the leader, and every node
