@@ -24,7 +24,7 @@ use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use kube::api::{Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams, PropagationPolicy};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
@@ -331,15 +331,64 @@ impl Target<'_> {
             .patches
             .with_label_values(&[self.label, kind.as_str()])
             .inc();
-        api.patch(
-            &name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(object),
-        )
-        .await
-        .map_err(error)?;
-        Ok(())
+        match api
+            .patch(
+                &name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(object),
+            )
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(status)) if is_immutable_statefulset_change(&kind, &status) => {
+                // A StatefulSet's volume claims (and selector) cannot change in place, and
+                // a newer operator may want others than the one that made it: the
+                // StatefulSet is deleted and made again, its pods and claims orphaned and
+                // adopted by the new one, which then rolls them one at a time.
+                tracing::info!(object = %format!("{kind} {name}"), "recreating: a field that cannot change in place changed");
+                api.delete(
+                    &name,
+                    &DeleteParams {
+                        propagation_policy: Some(PropagationPolicy::Orphan),
+                        ..DeleteParams::default()
+                    },
+                )
+                .await
+                .map_err(error)?;
+                // The orphan finalizer takes a moment; a StatefulSet still there after that
+                // fails this reconcile, and the retry creates it.
+                let deadline = tokio::time::Instant::now() + RECREATE_WAIT;
+                while api.get_opt(&name).await.map_err(error)?.is_some() {
+                    if tokio::time::Instant::now() >= deadline {
+                        return Err(error(kube::Error::Api(status)));
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                api.patch(
+                    &name,
+                    &PatchParams::apply(FIELD_MANAGER).force(),
+                    &Patch::Apply(object),
+                )
+                .await
+                .map_err(error)?;
+                Ok(())
+            }
+            Err(source) => Err(error(source)),
+        }
     }
+}
+
+/// How long a reconcile waits for a StatefulSet it deleted to be gone before making it again.
+const RECREATE_WAIT: Duration = Duration::from_secs(15);
+
+/// Whether the API server refused a StatefulSet apply for changing a field that cannot
+/// change in place (volumeClaimTemplates, selector, serviceName...).
+fn is_immutable_statefulset_change(kind: &str, status: &kube::core::Status) -> bool {
+    kind == "StatefulSet"
+        && status.code == 422
+        && status
+            .message
+            .contains("updates to statefulset spec for fields other than")
 }
 
 /// Whether every field of `desired` is in `live` with the same value (the API server adds

@@ -441,3 +441,62 @@ async fn a_cluster_at_rest_gets_no_writes_for_60_seconds() {
     );
     ns.delete().await;
 }
+
+#[tokio::test]
+async fn a_statefulset_whose_volume_claims_changed_is_made_again() {
+    let ns = namespace().await;
+    // Arrange: the Orchestrator StatefulSet as an operator made it before raft state moved
+    // to a volume: no volume claims, a field that cannot change in place.
+    let stateful_sets = ns.api::<StatefulSet>();
+    let labels = serde_json::json!({
+        "app.kubernetes.io/instance": "minimal",
+        "app.kubernetes.io/component": "orchestrator",
+    });
+    let old: StatefulSet = serde_json::from_value(serde_json::json!({
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": { "name": "minimal-orchestrator", "labels": labels },
+        "spec": {
+            "serviceName": "minimal-orchestrator-peers",
+            "replicas": 3,
+            "podManagementPolicy": "Parallel",
+            "selector": { "matchLabels": labels },
+            "template": {
+                "metadata": { "labels": labels },
+                "spec": { "containers": [{ "name": "orchestrator", "image": "openarkcode/orchestrator:v3.2.5" }] },
+            },
+        },
+    }))
+    .unwrap();
+    stateful_sets
+        .create(&kube::api::PostParams::default(), &old)
+        .await
+        .unwrap();
+
+    ns.apply_minimal();
+
+    eventually(
+        60,
+        "the StatefulSet made again with its volume claims",
+        || async {
+            let sts = stateful_sets
+                .get_opt("minimal-orchestrator")
+                .await
+                .unwrap()?;
+            // Made again by the operator: its volume claims, and owned by the cluster.
+            let owned = sts
+                .metadata
+                .owner_references
+                .as_ref()
+                .is_some_and(|owners| owners.iter().any(|o| o.kind == "SnsCluster"));
+            let claims = sts.spec?.volume_claim_templates?;
+            (owned
+                && claims
+                    .iter()
+                    .any(|claim| claim.metadata.name.as_deref() == Some("data")))
+            .then_some(())
+        },
+    )
+    .await;
+    ns.delete().await;
+}
