@@ -87,6 +87,12 @@ pub struct DatabaseConfig {
     #[arg(long, env = "API_DATABASE_READER_RETRY_AFTER", value_parser = parse_duration, default_value = "5s")]
     pub database_reader_retry_after: Duration,
 
+    /// How long a request the database took no write of (no connection to it, or its
+    /// primary refusing writes while a switchover or failover moves it) is run again before
+    /// it is answered with 503: a switchover then costs clients a pause, not an error.
+    #[arg(long, env = "API_DATABASE_WRITE_RETRY_WINDOW", value_parser = parse_duration, default_value = "10s")]
+    pub database_write_retry_window: Duration,
+
     /// How long start-up waits for the database writer to answer before it applies the
     /// migrations (the database may still be starting beside the API, as in a new cluster).
     #[arg(long, env = "API_DATABASE_STARTUP_WAIT", value_parser = parse_duration, default_value = "60s")]

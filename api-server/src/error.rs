@@ -119,6 +119,14 @@ pub enum ApiError {
         what: &'static str,
         retry_after: Duration,
     },
+    /// The database took nothing of the request (503), for the reason given: it may run
+    /// again.
+    #[error("database unavailable: {0}")]
+    NotWritable(Unwritten),
+    /// The connection to the database broke while the request used it (503); part of it
+    /// may have been written, so it is not run again.
+    #[error("database unavailable: the connection to it was lost")]
+    ConnectionLost,
     /// Our own failure (500); the cause is logged, never sent.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -152,7 +160,9 @@ impl ApiError {
             Self::Validation(_) | Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             Self::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable { .. } | Self::NotWritable(_) | Self::ConnectionLost => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -181,6 +191,7 @@ impl ApiError {
             Self::RangeNotSatisfiable { .. } => "RANGE_NOT_SATISFIABLE".into(),
             Self::RateLimited { .. } => "RATE_LIMITED".into(),
             Self::Unavailable { what, .. } => format!("{}_UNAVAILABLE", what.to_uppercase()),
+            Self::NotWritable(_) | Self::ConnectionLost => "DATABASE_UNAVAILABLE".into(),
             Self::Internal(_) => "INTERNAL".into(),
         }
     }
@@ -212,6 +223,8 @@ impl ApiError {
             Self::RateLimited { retry_after } | Self::Unavailable { retry_after, .. } => {
                 Some(*retry_after)
             }
+            Self::NotWritable(_) => Some(Duration::from_secs(1)),
+            Self::ConnectionLost => Some(Duration::from_secs(2)),
             _ => None,
         }
     }
@@ -236,9 +249,70 @@ pub struct ErrorDetail {
     pub details: serde_json::Value,
 }
 
+/// Why the database took nothing of a statement, and so of its transaction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Unwritten {
+    /// The server refused the write as read-only: the primary moved, or is moving (a
+    /// switchover or failover).
+    #[error("its primary is moving")]
+    ReadOnly,
+    /// No connection could be opened within the acquire timeout.
+    #[error("no connection to it")]
+    NoConnection,
+    /// The transaction lost a deadlock and was rolled back whole.
+    #[error("the transaction lost a deadlock")]
+    Deadlock,
+}
+
+/// Marks a response whose request lost its database connection
+/// ([`ApiError::ConnectionLost`]): the server it led to is gone, and so are the others
+/// opened to it.
+#[derive(Clone, Copy, Debug)]
+pub struct ConnectionLost;
+
+/// Whether `error` says the connection broke (the server went away).
+pub fn connection_lost(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Io(_))
+}
+
+/// Marks a response whose request the database took nothing of
+/// ([`ApiError::NotWritable`]): the write-retry middleware runs such a request again.
+#[derive(Clone, Copy, Debug)]
+pub struct NothingWritten(pub Unwritten);
+
+/// MariaDB/MySQL error 1290 (ER_OPTION_PREVENTS_STATEMENT): the server runs with
+/// `read_only`, as a replica, a fenced former primary or a primary handing over does.
+const ER_OPTION_PREVENTS_STATEMENT: u16 = 1290;
+
+/// Why the database took nothing of the statement (and its transaction) that failed with
+/// `error`; `None` when it may have taken something, or the error is of another kind.
+pub fn unwritten(error: &sqlx::Error) -> Option<Unwritten> {
+    match error {
+        sqlx::Error::PoolTimedOut => Some(Unwritten::NoConnection),
+        sqlx::Error::Database(db) if is_read_only_refusal(db.as_ref()) => Some(Unwritten::ReadOnly),
+        // A deadlock victim (SQLSTATE 40001) was rolled back whole.
+        sqlx::Error::Database(db) if db.code().as_deref() == Some("40001") => {
+            Some(Unwritten::Deadlock)
+        }
+        _ => None,
+    }
+}
+
+/// Whether a database error says the server refused a write for being read-only.
+fn is_read_only_refusal(error: &(dyn sqlx::error::DatabaseError + 'static)) -> bool {
+    error
+        .try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
+        .is_some_and(|mysql| mysql.number() == ER_OPTION_PREVENTS_STATEMENT)
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
+        let connection_lost = matches!(self, Self::ConnectionLost);
+        let nothing_written = match &self {
+            Self::NotWritable(why) => Some(NothingWritten(*why)),
+            _ => None,
+        };
         let message = if let Self::Internal(cause) = &self {
             // Logged once here with the whole chain; the client only learns that it failed.
             tracing::error!(error = ?cause, "request failed");
@@ -260,14 +334,30 @@ impl IntoResponse for ApiError {
                 response.headers_mut().insert(header::RETRY_AFTER, value);
             }
         }
+        if let Some(marker) = nothing_written {
+            response.extensions_mut().insert(marker);
+        }
+        if connection_lost {
+            response.extensions_mut().insert(ConnectionLost);
+        }
         response
     }
 }
 
 impl From<sqlx::Error> for ApiError {
     fn from(error: sqlx::Error) -> Self {
+        if let Some(why) = unwritten(&error) {
+            tracing::warn!(%error, "the database took nothing of the request: {why}");
+            return Self::NotWritable(why);
+        }
         match error {
-            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
+            // The server went away mid-request (it may have taken part of it): not run
+            // again, but the other connections opened to it are dropped.
+            sqlx::Error::Io(_) => {
+                tracing::warn!(%error, "database connection lost");
+                Self::ConnectionLost
+            }
+            sqlx::Error::PoolClosed => {
                 tracing::warn!(%error, "database unavailable");
                 Self::Unavailable {
                     what: "database",
@@ -280,14 +370,6 @@ impl From<sqlx::Error> for ApiError {
                 if matches!(db.code().as_deref(), Some("5" | "6" | "261" | "517")) =>
             {
                 tracing::warn!(error = %db, "SQLite database busy");
-                Self::Unavailable {
-                    what: "database",
-                    retry_after: Duration::from_secs(1),
-                }
-            }
-            // A deadlock victim (SQLSTATE 40001) was rolled back whole: retrying is safe.
-            sqlx::Error::Database(db) if db.code().as_deref() == Some("40001") => {
-                tracing::warn!(error = %db, "transaction lost a deadlock");
                 Self::Unavailable {
                     what: "database",
                     retry_after: Duration::from_secs(1),

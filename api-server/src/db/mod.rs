@@ -40,6 +40,50 @@ pub static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migratio
 pub struct Db {
     writer: Pool,
     readers: Arc<Readers>,
+    writer_moves: Arc<WriterMoves>,
+}
+
+/// When the writer last refused a write as read-only, or a connection to it broke: a
+/// switchover or failover moved the primary, and every writer connection opened before then
+/// may lead to the old one.
+///
+/// The address the writer pool dials (the primary Service, or ProxySQL) follows the new
+/// primary within a second or two, but an open connection stays with the server it was
+/// opened to; such connections are closed when next taken from the pool instead of failing
+/// one write each.
+#[derive(Debug)]
+pub struct WriterMoves {
+    epoch: Instant,
+    /// Milliseconds since `epoch` of the last move seen (0: none).
+    last_ms: AtomicU64,
+}
+
+impl WriterMoves {
+    fn new() -> Self {
+        Self {
+            epoch: Instant::now(),
+            last_ms: AtomicU64::new(0),
+        }
+    }
+
+    /// Notes that the writer refused a write as read-only (now).
+    fn record(&self) {
+        let now = self.epoch.elapsed().as_millis() as u64 + 1;
+        self.last_ms.fetch_max(now, Ordering::Relaxed);
+    }
+
+    /// Whether a connection opened `age` ago predates the last move.
+    fn predates_last_move(&self, age: Duration) -> bool {
+        let last = self.last_ms.load(Ordering::Relaxed);
+        if last == 0 {
+            return false;
+        }
+        let since_move = self
+            .epoch
+            .elapsed()
+            .saturating_sub(Duration::from_millis(last - 1));
+        age > since_move
+    }
 }
 
 #[derive(Debug)]
@@ -77,12 +121,15 @@ impl Db {
                 writer,
                 replicas,
                 config.database_reader_retry_after,
+                Arc::new(WriterMoves::new()),
             ));
         }
+        let writer_moves = Arc::new(WriterMoves::new());
         let writer = lazy_pool(
             &config.database_url,
             config,
             config.database_acquire_timeout,
+            Some(writer_moves.clone()),
         )?;
         // A dead replica must cost a request little: fail over to the next one quickly.
         let reader_timeout = config.database_acquire_timeout.min(READER_ACQUIRE_TIMEOUT);
@@ -91,7 +138,7 @@ impl Db {
             .iter()
             .map(|url| {
                 Ok(Replica {
-                    pool: lazy_pool(url, config, reader_timeout)?,
+                    pool: lazy_pool(url, config, reader_timeout, None)?,
                     dead_until_ms: AtomicU64::new(0),
                 })
             })
@@ -100,12 +147,19 @@ impl Db {
             writer,
             replicas,
             config.database_reader_retry_after,
+            writer_moves,
         ))
     }
 
-    fn from_pools(writer: Pool, replicas: Vec<Replica>, retry_after: Duration) -> Self {
+    fn from_pools(
+        writer: Pool,
+        replicas: Vec<Replica>,
+        retry_after: Duration,
+        writer_moves: Arc<WriterMoves>,
+    ) -> Self {
         Self {
             writer,
+            writer_moves,
             readers: Arc::new(Readers {
                 replicas,
                 next: AtomicUsize::new(0),
@@ -118,6 +172,13 @@ impl Db {
     /// The writer pool, for statements that change data and for reads that must see them.
     pub fn writer(&self) -> &Pool {
         &self.writer
+    }
+
+    /// Notes that the writer refused a write as read-only, or that a connection broke: the
+    /// writer connections open now are closed when next taken, and new ones reach wherever
+    /// the primary is now.
+    pub fn writer_moved(&self) {
+        self.writer_moves.record();
     }
 
     /// Which database the API runs on.
@@ -221,10 +282,13 @@ const READER_ACQUIRE_TIMEOUT: Duration = Duration::from_millis(750);
 /// A pooled MySQL connection idle longer than this is pinged before it is handed out.
 const PING_WHEN_IDLE_FOR: Duration = Duration::from_secs(1);
 
+/// A lazily connecting MySQL pool; the writer's (`writer_moves`) drops connections opened
+/// before the primary last moved.
 fn lazy_pool(
     url: &SecretString,
     config: &DatabaseConfig,
     acquire_timeout: Duration,
+    writer_moves: Option<Arc<WriterMoves>>,
 ) -> anyhow::Result<Pool> {
     let options = MySqlConnectOptions::from_str(url.expose_secret())
         .context("parsing a database URL")?
@@ -248,8 +312,14 @@ fn lazy_pool(
             // dropped meanwhile, is checked. The price: right after a failover, a connection
             // used in the last second fails its next query once (503, then closed).
             .test_before_acquire(false)
-            .before_acquire(|conn, meta| {
+            .before_acquire(move |conn, meta| {
+                let stale = writer_moves
+                    .as_ref()
+                    .is_some_and(|moves| moves.predates_last_move(meta.age));
                 Box::pin(async move {
+                    if stale {
+                        return Ok(false);
+                    }
                     if meta.idle_for > PING_WHEN_IDLE_FOR {
                         sqlx::Connection::ping(conn).await?;
                     }
@@ -351,4 +421,26 @@ pub async fn fetch_ids_in(
 pub fn now() -> chrono::DateTime<chrono::Utc> {
     use chrono::SubsecRound;
     chrono::Utc::now().trunc_subsecs(6)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connections_opened_before_the_primary_moved_are_stale() {
+        let moves = WriterMoves::new();
+        assert!(
+            !moves.predates_last_move(Duration::from_secs(3600)),
+            "no move yet"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+        moves.record();
+        assert!(moves.predates_last_move(Duration::from_secs(10)));
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(
+            !moves.predates_last_move(Duration::from_millis(5)),
+            "opened after the move"
+        );
+    }
 }

@@ -37,6 +37,11 @@ pub async fn run_fanout_worker(state: AppState, kv: Kv, shutdown: CancellationTo
                 Ok(jobs) => jobs,
                 Err(error) => {
                     tracing::warn!(%error, "cannot claim fan-out jobs");
+                    if crate::error::unwritten(&error) == Some(crate::error::Unwritten::ReadOnly)
+                        || crate::error::connection_lost(&error)
+                    {
+                        state.db.writer_moved();
+                    }
                     Vec::new()
                 }
             };

@@ -38,11 +38,17 @@ pub fn router(state: AppState) -> Router {
         .split_for_parts();
     let openapi_json = Arc::new(openapi.to_pretty_json().unwrap_or_default());
     let config = state.config.clone();
-    // Route layers run after routing, so they see the matched route.
-    let api = api.route_layer(axum::middleware::from_fn_with_state(
-        state.clone(),
-        crate::ratelimit::middleware::enforce_rate_limits,
-    ));
+    // Route layers run after routing, so they see the matched route. A request run again
+    // while the primary moves counts once against the rate limits.
+    let api = api
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::retry_unwritten,
+        ))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::ratelimit::middleware::enforce_rate_limits,
+        ));
     // The request timeout wraps every route but the media ones, whose uploads may take
     // longer (they bound the wait for each chunk instead); being inside the metrics layer,
     // timed-out requests are counted with their 503.

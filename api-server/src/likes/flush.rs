@@ -18,7 +18,16 @@ pub async fn run_like_flusher(state: AppState, interval: Duration, shutdown: Can
         match flush_likes(&state).await {
             Ok(events) if events >= BATCH as usize => continue,
             Ok(_) => {}
-            Err(error) => tracing::warn!(error = %error, "like flush failed; will retry"),
+            Err(error) => {
+                tracing::warn!(error = %error, "like flush failed; will retry");
+                let database_error = error.downcast_ref::<sqlx::Error>();
+                let why = database_error.and_then(crate::error::unwritten);
+                if why == Some(crate::error::Unwritten::ReadOnly)
+                    || database_error.is_some_and(crate::error::connection_lost)
+                {
+                    state.db.writer_moved();
+                }
+            }
         }
         tokio::select! {
             () = shutdown.cancelled() => return,

@@ -64,6 +64,7 @@ async fn change_like(
             like_count,
         })),
         LikeOutcome::PostNotFound => Err(ApiError::NotFound("post")),
+        LikeOutcome::NotWritten(why) => Err(ApiError::NotWritable(why)),
         LikeOutcome::Failed => Err(ApiError::Unavailable {
             what: "database",
             retry_after: std::time::Duration::from_secs(1),

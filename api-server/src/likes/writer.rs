@@ -51,6 +51,8 @@ pub enum LikeOutcome {
     /// The database failed: the group was not stored, or was stored but its count could not
     /// be read (a retry of the idempotent change then answers).
     Failed,
+    /// The database took nothing of the group, for this reason.
+    NotWritten(crate::error::Unwritten),
 }
 
 /// The sending side, held by the app state.
@@ -127,7 +129,19 @@ async fn store_batch(state: &AppState, batch: Vec<LikeChange>, answering: &Arc<S
         }
         Err(error) => {
             tracing::warn!(%error, changes = batch.len(), "storing a group of likes failed");
-            reply_all(batch, |_| LikeOutcome::Failed);
+            let database_error = error.downcast_ref::<sqlx::Error>();
+            if database_error.is_some_and(crate::error::connection_lost) {
+                state.db.writer_moved();
+            }
+            match database_error.and_then(crate::error::unwritten) {
+                Some(why) => {
+                    if why == crate::error::Unwritten::ReadOnly {
+                        state.db.writer_moved();
+                    }
+                    reply_all(batch, |_| LikeOutcome::NotWritten(why));
+                }
+                None => reply_all(batch, |_| LikeOutcome::Failed),
+            }
         }
     }
 }

@@ -163,3 +163,141 @@ async fn writes_resume_within_10_s_after_the_primary_is_killed_and_none_acknowle
     // A post whose answer was lost with the primary may exist too: the count follows the rows.
     assert_eq!(profile.body["post_count"], stored.len());
 }
+
+/// A planned switchover, as Orchestrator's graceful takeover runs it, while clients keep
+/// posting: the primary goes read-only, a replica catches up and is promoted, the Service
+/// follows. Writes refused as read-only in between are run again by the API, so no client
+/// sees an error, and the writer connections still open to the old primary are dropped
+/// instead of failing one write each.
+#[tokio::test]
+async fn a_switchover_fails_no_write_and_loses_none() {
+    let env = PrivateEnv::start(true).await;
+    let user = env.var("SNS_TEST_MYSQL_USER");
+    let password = env.var("SNS_TEST_MYSQL_PASSWORD");
+    let admin = env.var("SNS_TEST_MYSQL_ADMIN_USER");
+    let admin_password = env.var("SNS_TEST_MYSQL_ADMIN_PASSWORD");
+    let primary_port: u16 = env.var("SNS_TEST_MYSQL_PRIMARY_PORT").parse().unwrap();
+    let replica_port: u16 = env
+        .var("SNS_TEST_MYSQL_REPLICA_PORTS")
+        .split(',')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let service = ServiceProxy::start(primary_port).await;
+    let database = TestDatabase::create_on(format!(
+        "mysql://{user}:{password}@127.0.0.1:{}",
+        service.port
+    ))
+    .await;
+    let app = TestApp::spawn_on(database, |_, _| {}).await;
+    let author = app.signup("author").await;
+    let admin_on = |port: u16| format!("mysql://{admin}:{admin_password}@127.0.0.1:{port}");
+
+    let stop = tokio_util::sync::CancellationToken::new();
+    let writer = {
+        let (app, author, stop) = (&app, &author, stop.clone());
+        async move {
+            let mut acknowledged = Vec::new();
+            let mut failed = Vec::new();
+            let mut slowest = Duration::ZERO;
+            let mut i = 0;
+            while !stop.is_cancelled() {
+                i += 1;
+                let sent = Instant::now();
+                let response = app
+                    .request(
+                        Method::POST,
+                        "/api/v1/posts",
+                        Some(&author.token),
+                        json!({"content": format!("post {i}")}),
+                    )
+                    .await;
+                slowest = slowest.max(sent.elapsed());
+                if response.status == StatusCode::CREATED {
+                    acknowledged.push(response.body["id"].as_u64().unwrap());
+                } else {
+                    failed.push((response.status, response.body.to_string()));
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            (acknowledged, failed, slowest)
+        }
+    };
+    let switchover = async {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let mut old = sqlx::MySqlConnection::connect(&admin_on(primary_port))
+            .await
+            .unwrap();
+        let mut new = sqlx::MySqlConnection::connect(&admin_on(replica_port))
+            .await
+            .unwrap();
+        // 1. The primary stops taking writes; 2. the replica applies all it has.
+        sqlx::query("SET GLOBAL read_only = 1")
+            .execute(&mut old)
+            .await
+            .unwrap();
+        let (position,): (String,) = sqlx::query_as("SELECT @@global.gtid_binlog_pos")
+            .fetch_one(&mut old)
+            .await
+            .unwrap();
+        let (waited,): (i32,) = sqlx::query_as("SELECT MASTER_GTID_WAIT(?, 10)")
+            .bind(&position)
+            .fetch_one(&mut new)
+            .await
+            .unwrap();
+        assert_eq!(waited, 0, "the replica caught up");
+        // 3. It is promoted; 4. a moment later the Service follows it.
+        for statement in ["STOP SLAVE", "RESET SLAVE ALL", "SET GLOBAL read_only = 0"] {
+            sqlx::query(statement).execute(&mut new).await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        service.point_at(replica_port);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        stop.cancel();
+    };
+    let ((acknowledged, failed, slowest), ()) = tokio::join!(writer, switchover);
+    assert!(failed.is_empty(), "writes failed: {failed:?}");
+    assert!(
+        acknowledged.len() > 20,
+        "posts were written before and after"
+    );
+    println!(
+        "switchover: {} posts, none failed; the slowest answer took {slowest:?}",
+        acknowledged.len()
+    );
+
+    // Every acknowledged post is on the new primary, and the last ones were written there.
+    let mut conn = sqlx::MySqlConnection::connect(&format!(
+        "{}/{}",
+        admin_on(replica_port),
+        app.database.name
+    ))
+    .await
+    .unwrap();
+    let stored: Vec<(u64,)> = sqlx::query_as("SELECT id FROM posts")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    let stored: std::collections::HashSet<u64> = stored.into_iter().map(|(id,)| id).collect();
+    let lost: Vec<&u64> = acknowledged
+        .iter()
+        .filter(|id| !stored.contains(id))
+        .collect();
+    assert!(lost.is_empty(), "acknowledged posts lost: {lost:?}");
+    let mut old = sqlx::MySqlConnection::connect(&format!(
+        "{}/{}",
+        admin_on(primary_port),
+        app.database.name
+    ))
+    .await
+    .unwrap();
+    let (on_old,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM posts")
+        .fetch_one(&mut old)
+        .await
+        .unwrap();
+    assert!(
+        (on_old as usize) < acknowledged.len(),
+        "posts were written on the new primary after the switch"
+    );
+}
