@@ -1,7 +1,8 @@
 //! What every reconcile and every hook request shares: the Kubernetes client, the Event
 //! recorder, metrics, the data-plane clients and the operator's settings.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kube::Client;
@@ -25,6 +26,9 @@ pub struct Context {
     pub data_plane: DataPlane,
     /// How the controller behaves.
     pub settings: Settings,
+    /// Per cluster (`namespace/name`), the time of the last failover whose Orchestrator
+    /// recovery was acknowledged (a std mutex: never held across an `.await`).
+    pub acknowledged_failovers: Mutex<HashMap<String, String>>,
 }
 
 impl Context {
@@ -45,6 +49,7 @@ impl Context {
             metrics,
             data_plane,
             settings,
+            acknowledged_failovers: Mutex::default(),
         })
     }
 }

@@ -93,6 +93,11 @@ pub struct ApiSpec {
     /// Object storage for media uploads; without it uploads are disabled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub s3: Option<S3Spec>,
+    /// More of the API's settings as environment variables (the `API_*` names of the
+    /// README's configuration table, e.g. `API_RATE_LIMIT_POSTS`), after those the operator
+    /// sets: a name given here wins.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<k8s_openapi::api::core::v1::EnvVar>,
 }
 
 /// S3-compatible object storage for uploads.
@@ -130,6 +135,18 @@ pub struct MysqlSpec {
     /// Extra server settings written to the `[mysqld]` section (name -> value).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub config: std::collections::BTreeMap<String, String>,
+    /// What a write acknowledged to a client survives: `semisync` (the default) commits only
+    /// once a replica has the transaction, so a primary lost at any moment loses no
+    /// acknowledged write; `async` does not wait, and a failover loses what the replicas had
+    /// not received yet.
+    #[serde(default)]
+    pub durability: Durability,
+    /// With `semisync`: how long a commit waits for a replica before the primary carries on
+    /// without one (asynchronously, until a replica catches up), in milliseconds. Writes
+    /// stall this long when no replica answers.
+    #[serde(default = "default_semisync_timeout_ms")]
+    #[schemars(range(min = 100, max = 3_600_000))]
+    pub semisync_timeout_ms: u64,
     /// Orchestrator, which detects a failed primary and promotes a replica.
     #[serde(default)]
     pub orchestrator: OrchestratorSpec,
@@ -194,6 +211,19 @@ pub struct RedisSpec {
     /// everything it can rebuild.
     #[serde(default)]
     pub policy: EvictionPolicy,
+}
+
+/// How MySQL replication acknowledges a commit.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// A commit returns once a replica has written it to its relay log (MariaDB's
+    /// semi-synchronous replication, `AFTER_SYNC`): no acknowledged write is lost when the
+    /// primary is.
+    #[default]
+    Semisync,
+    /// A commit returns at once; replicas follow as fast as they can.
+    Async,
 }
 
 /// Redis `maxmemory-policy` values the API supports.
@@ -362,6 +392,7 @@ impl Default for ApiSpec {
             resources: None,
             jwt_secret_name: None,
             s3: None,
+            env: Vec::new(),
         }
     }
 }
@@ -373,6 +404,8 @@ impl Default for MysqlSpec {
             replicas: default_mysql_replicas(),
             storage: default_mysql_storage(),
             config: Default::default(),
+            durability: Durability::default(),
+            semisync_timeout_ms: default_semisync_timeout_ms(),
             orchestrator: OrchestratorSpec::default(),
             proxysql: ProxysqlSpec::default(),
         }
@@ -444,6 +477,12 @@ fn default_mysql_image() -> String {
 fn default_mysql_replicas() -> i32 {
     2
 }
+/// MariaDB's own default: long enough for a replica busy with a large transaction, short
+/// enough that writes go on when every replica is gone.
+fn default_semisync_timeout_ms() -> u64 {
+    10_000
+}
+
 fn default_mysql_storage() -> String {
     "10Gi".into()
 }

@@ -19,7 +19,7 @@ use secrecy::SecretString;
 use crate::context::Context;
 use crate::controller::Error;
 use crate::crd::SnsCluster;
-use crate::dataplane::{MysqlLogin, MysqlServer, RedisNode, orchestrator};
+use crate::dataplane::{Durability, MysqlLogin, MysqlServer, RedisNode, orchestrator};
 use crate::failover::{ensure_primary_label, observe_primary};
 use crate::reconcile::build::{MYSQL_PORT, REDIS_PORT};
 
@@ -148,6 +148,27 @@ async fn check_mysql(
     let Some(servers) = ready else {
         return Ok(Health::NotChecked);
     };
+    // The servers read spec.mysql.durability from their configuration at start only; a
+    // change reaches running servers here.
+    let durability = Durability {
+        semisync: cluster.spec.mysql.durability == crate::crd::Durability::Semisync,
+        timeout_ms: cluster.spec.mysql.semisync_timeout_ms,
+    };
+    for server in &servers {
+        match plane
+            .mysql
+            .apply_durability(&login, server, &durability)
+            .await
+        {
+            Ok(true) => {
+                tracing::info!(cluster = %label, server = %server.name, semisync = durability.semisync, "applied spec.mysql.durability to a running server")
+            }
+            Ok(false) => {}
+            Err(error) => {
+                tracing::warn!(cluster = %label, server = %server.name, %error, "cannot apply spec.mysql.durability")
+            }
+        }
+    }
     let (primaries, replicas): (Vec<MysqlServer>, Vec<MysqlServer>) =
         servers.into_iter().partition(|s| s.name == primary);
     let Some(primary_server) = primaries.first() else {
@@ -166,9 +187,24 @@ async fn check_mysql(
             message: error.to_string(),
         }),
         Ok(health) => {
-            let problems = health.problems(&primary, context.settings.max_replication_lag);
+            let semisync = cluster.spec.mysql.durability == crate::crd::Durability::Semisync;
+            let problems =
+                health.problems(&primary, context.settings.max_replication_lag, semisync);
             Ok(match problems.first() {
-                None => Health::Healthy,
+                None => {
+                    crate::failover::acknowledge_last_failover(context, cluster, namespace).await;
+                    let replica_pods: Vec<String> =
+                        replicas.iter().map(|r| r.name.clone()).collect();
+                    crate::failover::switch_over_if_asked(
+                        context,
+                        cluster,
+                        namespace,
+                        &primary,
+                        &replica_pods,
+                    )
+                    .await?;
+                    Health::Healthy
+                }
                 Some(first) => Health::Failing {
                     reason: first.reason,
                     message: problems

@@ -1,4 +1,5 @@
-//! Operator metrics (`operator_reconcile_*`, `operator_failovers_total`, `operator_leader`),
+//! Operator metrics (`operator_reconcile_*`, `operator_failovers_total`,
+//! `operator_failover_hooks_total`, `operator_leader`),
 //! served as Prometheus text on `--metrics-addr` by `server`.
 
 use prometheus::{
@@ -19,6 +20,10 @@ pub struct Metrics {
     pub patches: IntCounterVec,
     /// `operator_failovers_total{cluster}`: MySQL failovers recorded (each counted once).
     pub failovers: IntCounterVec,
+    /// `operator_failover_hooks_total{cluster}`: authenticated reports from Orchestrator's
+    /// hook (with the periodic check's catches, failovers seen; a lost hook shows as a
+    /// failover without a hook).
+    pub failover_hooks: IntCounterVec,
     /// `operator_leader`: 1 while this process holds the leader Lease and reconciles.
     pub is_leader: IntGauge,
 }
@@ -53,6 +58,13 @@ impl Metrics {
             ),
             &["cluster"],
         )?;
+        let failover_hooks = IntCounterVec::new(
+            Opts::new(
+                "operator_failover_hooks_total",
+                "Authenticated failover reports from Orchestrator's hook, by cluster",
+            ),
+            &["cluster"],
+        )?;
         let is_leader = IntGauge::new(
             "operator_leader",
             "1 while this operator holds the leader Lease and reconciles",
@@ -62,6 +74,7 @@ impl Metrics {
         registry.register(Box::new(reconcile_seconds.clone()))?;
         registry.register(Box::new(patches.clone()))?;
         registry.register(Box::new(failovers.clone()))?;
+        registry.register(Box::new(failover_hooks.clone()))?;
         registry.register(Box::new(is_leader.clone()))?;
         Ok(Self {
             registry,
@@ -70,6 +83,7 @@ impl Metrics {
             reconcile_seconds,
             patches,
             failovers,
+            failover_hooks,
             is_leader,
         })
     }

@@ -15,6 +15,8 @@
 //! Lease taken away   ─► the leader stops its controller; work in flight is dropped at once
 //!                       (a clean stop lets it finish)
 //! bad names in a hook ─► 400 before any API call
+//! switchover annotation ─► Orchestrator's takeover once, recorded, annotation off, Event;
+//!                          the failover's recovery acknowledged in Orchestrator once
 //! ```
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -681,5 +683,96 @@ async fn a_hook_naming_no_valid_cluster_or_namespace_is_refused_before_any_api_c
         .await;
     assert_eq!(code, 401, "{answer}");
     assert_eq!(answer["error"]["code"], "INVALID_TOKEN", "{answer}");
+    ns.delete().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_switchover_annotation_is_carried_out_once_and_the_recovery_acknowledged() {
+    let ns = TestNamespace::new().await;
+    let operator = Operator::start(&ns.name, "switchover-test").await;
+    ns.apply_minimal();
+    wait_for_primary(&ns, "minimal-mysql-0").await;
+    let clusters: Api<sns_operator::crd::SnsCluster> = ns.api();
+
+    // Act: ask for a switchover to any replica.
+    clusters
+        .patch(
+            "minimal",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({
+                "metadata": { "annotations": { "sns-platform.dev/switchover": "any" } }
+            })),
+        )
+        .await
+        .unwrap();
+
+    // Assert: the first replica was promoted through Orchestrator and recorded as a
+    // failover, the label followed, the annotation is gone, and an Event says so.
+    let status = wait_for_primary(&ns, "minimal-mysql-1").await;
+    assert_eq!(status.mysql.failover_count, 1);
+    let cluster = clusters.get("minimal").await.unwrap();
+    assert!(
+        !cluster
+            .annotations()
+            .contains_key("sns-platform.dev/switchover"),
+        "the request is taken off once handled"
+    );
+    eventually(10, "the Switchover event", || async {
+        ns.api::<Event>()
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .find(|e| e.reason.as_deref() == Some("Switchover"))
+            .filter(|e| {
+                e.note
+                    .as_deref()
+                    .is_some_and(|n| n.contains("minimal-mysql-1"))
+            })
+    })
+    .await;
+    // Once healthy, the recovery is acknowledged in Orchestrator, naming the old primary,
+    // and only once however many checks follow.
+    eventually(30, "the recovery acknowledged", || async {
+        (operator.script.acknowledged() == ["minimal-mysql-0.minimal-mysql"]).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(operator.script.acknowledged().len(), 1, "acknowledged once");
+    assert_eq!(ns.status().await.mysql.failover_count, 1, "switched once");
+
+    // A request naming no replica is refused with a Warning Event, and taken off too.
+    clusters
+        .patch(
+            "minimal",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({
+                "metadata": { "annotations": { "sns-platform.dev/switchover": "nope-0" } }
+            })),
+        )
+        .await
+        .unwrap();
+    eventually(30, "the SwitchoverFailed event", || async {
+        ns.api::<Event>()
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .find(|e| e.reason.as_deref() == Some("SwitchoverFailed"))
+            .filter(|e| e.note.as_deref().is_some_and(|n| n.contains("nope-0")))
+    })
+    .await;
+    let cluster = clusters.get("minimal").await.unwrap();
+    assert!(
+        !cluster
+            .annotations()
+            .contains_key("sns-platform.dev/switchover")
+    );
+    assert_eq!(
+        ns.status().await.mysql.primary.as_deref(),
+        Some("minimal-mysql-1")
+    );
     ns.delete().await;
 }

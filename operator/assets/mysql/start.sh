@@ -16,7 +16,12 @@
 #      other server starts read-only: on its first start it is pointed at the primary (GTID
 #      auto-position); a former primary that comes back after a failover follows the
 #      writable server, or the recorded primary, read-only. So a whole-cluster restart after
-#      a failover cannot make the old primary writable again.
+#      a failover cannot make the old primary writable again. The primary itself, when it
+#      starts again (crashed, killed, or its pod deleted or rolled), first waits up to
+#      SNS_MYSQL_CRASH_WAIT seconds, down, for Orchestrator to promote a replica, which it
+#      then follows: Orchestrator sees a dead primary within seconds and promotes, and a
+#      primary back in the meantime would take writes beside the promoted one. Only when no
+#      replica was promoted by then does it take writes again.
 #
 # Environment: SNS_MYSQL_STATEFULSET, SNS_MYSQL_SERVICE (headless), SNS_MYSQL_SERVERS, and
 # the passwords users.sql names (MONITOR_PASSWORD and REPLICATION_PASSWORD among them).
@@ -41,18 +46,40 @@ recorded=${recorded:-$SNS_MYSQL_STATEFULSET-0}
 
 # The primary is whichever other server answers read_only=0, whatever its ordinal: after a
 # failover it is no longer server 0. Unreachable servers (not started yet) are skipped.
-primary=
-for ((i = 0; i < SNS_MYSQL_SERVERS; i++)); do
-    peer=$SNS_MYSQL_STATEFULSET-$i.$SNS_MYSQL_SERVICE
-    [[ $peer == "$self" ]] && continue
-    answer=$(MYSQL_PWD=$MONITOR_PASSWORD mariadb --no-defaults --host="$peer" --user=monitor \
-        --connect-timeout=2 --batch --skip-column-names \
-        --execute='SELECT @@global.read_only' 2>/dev/null) || continue
-    if [[ $answer == 0 ]]; then
-        primary=$peer
-        break
-    fi
-done
+find_writable_peer() {
+    primary=
+    local i peer answer
+    for ((i = 0; i < SNS_MYSQL_SERVERS; i++)); do
+        peer=$SNS_MYSQL_STATEFULSET-$i.$SNS_MYSQL_SERVICE
+        [[ $peer == "$self" ]] && continue
+        answer=$(MYSQL_PWD=$MONITOR_PASSWORD mariadb --no-defaults --host="$peer" --user=monitor \
+            --connect-timeout=2 --batch --skip-column-names \
+            --execute='SELECT @@global.read_only' 2>/dev/null) || continue
+        if [[ $answer == 0 ]]; then
+            primary=$peer
+            return
+        fi
+    done
+}
+find_writable_peer
+
+if [[ -z $primary && -d $data/mysql && ! -f $data/master.info &&
+    $HOSTNAME == "$recorded" && $SNS_MYSQL_SERVERS -gt 1 ]]; then
+    wait=${SNS_MYSQL_CRASH_WAIT:-30}
+    echo "start.sh: $self was the primary: waiting up to $wait s for Orchestrator to promote a replica" >&2
+    deadline=$((SECONDS + wait))
+    while [[ -z $primary ]] && ((SECONDS < deadline)); do
+        sleep 1
+        find_writable_peer
+        # The operator records a promotion in the topology ConfigMap (mounted: it changes
+        # under a running container).
+        current=$(cat "$topology/primary" 2>/dev/null || true)
+        if [[ -z $primary && -n $current && $current != "$HOSTNAME" ]]; then
+            recorded=$current
+            break
+        fi
+    done
+fi
 
 cp "$config/sns.cnf" "$conf_d/sns.cnf"
 render "$config/users.sql" >"$run/users.sql"

@@ -104,6 +104,9 @@ pub struct PrimaryStatus {
     pub is_read_only: bool,
     /// `@@gtid_binlog_pos` (MariaDB) or `@@gtid_executed` (MySQL).
     pub gtid_position: String,
+    /// Whether commits wait for a replica's acknowledgement now
+    /// (`Rpl_semi_sync_master_status`; `None` where the server does not say).
+    pub is_semisync_waiting: Option<bool>,
 }
 
 /// One reason replication is not healthy.
@@ -116,8 +119,14 @@ pub struct ReplicationProblem {
 }
 
 impl ReplicationHealth {
-    /// Why replication is not healthy, one entry per server; empty when it is.
-    pub fn problems(&self, primary: &str, max_lag: Duration) -> Vec<ReplicationProblem> {
+    /// Why replication is not healthy, one entry per server; empty when it is. With
+    /// `semisync`, a primary whose commits no longer wait for a replica is one.
+    pub fn problems(
+        &self,
+        primary: &str,
+        max_lag: Duration,
+        semisync: bool,
+    ) -> Vec<ReplicationProblem> {
         let mut problems = Vec::new();
         let mut problem = |reason, message| problems.push(ReplicationProblem { reason, message });
         match &self.primary {
@@ -128,6 +137,14 @@ impl ReplicationHealth {
             Ok(status) if status.is_read_only => {
                 problem("PrimaryReadOnly", format!("primary {primary} is read-only"));
             }
+            Ok(status) if semisync && status.is_semisync_waiting == Some(false) => problem(
+                "SemisyncOff",
+                format!(
+                    "primary {primary} commits without waiting for a replica: no replica \
+                     acknowledged within the semi-sync timeout, so a failover now could lose \
+                     acknowledged writes"
+                ),
+            ),
             Ok(_) => {}
         }
         for replica in &self.replicas {
@@ -179,6 +196,15 @@ impl ReplicationHealth {
     }
 }
 
+/// The semi-sync settings a server should run with (`spec.mysql.durability`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Durability {
+    /// Commits wait for a replica (primary side), and a replica acknowledges (replica side).
+    pub semisync: bool,
+    /// How long a commit waits for a replica, in milliseconds.
+    pub timeout_ms: u64,
+}
+
 /// The MySQL operations the reconciler needs.
 pub trait MysqlReplication: Send + Sync {
     /// Reads the primary's GTID position and every replica's threads; a server that does
@@ -193,6 +219,15 @@ pub trait MysqlReplication: Send + Sync {
     /// Makes `server` refuse writes (`SET GLOBAL read_only = 1`): a former primary still
     /// running after a failover must not take writes beside the new one.
     fn fence<'a>(&'a self, login: &'a MysqlLogin, server: &'a MysqlServer) -> PlaneFuture<'a, ()>;
+
+    /// Brings `server`'s running semi-sync settings to `durability` (they are read from
+    /// the configuration file only at start); true when something changed.
+    fn apply_durability<'a>(
+        &'a self,
+        login: &'a MysqlLogin,
+        server: &'a MysqlServer,
+        durability: &'a Durability,
+    ) -> PlaneFuture<'a, bool>;
 
     /// The name of the one server with `read_only = 0` among those that answer; `None` when
     /// there is none; an error when there are two (the operator never picks between them).
@@ -255,6 +290,28 @@ impl MysqlClient {
         .await
     }
 
+    /// Runs a statement built at run time from values the operator controls (numbers,
+    /// fixed words), never from input.
+    async fn execute_built(
+        &self,
+        conn: &mut MySqlConnection,
+        server: &MysqlServer,
+        sql: String,
+    ) -> Result<(), DataPlaneError> {
+        bounded(
+            || format!("{sql} on mysql {}", server.address()),
+            self.timeout,
+            async {
+                sqlx::raw_sql(sqlx::AssertSqlSafe(sql.clone()))
+                    .execute(&mut *conn)
+                    .await
+                    .map(drop)
+                    .map_err(mysql_error(server))
+            },
+        )
+        .await
+    }
+
     async fn is_mariadb(
         &self,
         conn: &mut MySqlConnection,
@@ -274,15 +331,17 @@ impl MysqlClient {
     ) -> Result<PrimaryStatus, DataPlaneError> {
         let mut conn = self.connect(login, server).await?;
         let sql = if self.is_mariadb(&mut conn, server).await? {
-            "SELECT @@read_only, @@gtid_binlog_pos"
+            "SELECT @@read_only, @@gtid_binlog_pos, (SELECT VARIABLE_VALUE FROM \
+             information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'RPL_SEMI_SYNC_MASTER_STATUS')"
         } else {
-            "SELECT @@read_only, @@gtid_executed"
+            "SELECT @@read_only, @@gtid_executed, NULL"
         };
         let rows = self.query(&mut conn, server, sql).await?;
         let row = rows.first();
         Ok(PrimaryStatus {
             is_read_only: row.and_then(|r| text(r, 0)).is_none_or(|v| v != "0"),
             gtid_position: row.and_then(|r| text(r, 1)).unwrap_or_default(),
+            is_semisync_waiting: row.and_then(|r| text(r, 2)).map(|v| v == "ON"),
         })
     }
 
@@ -299,6 +358,67 @@ impl MysqlClient {
         };
         let rows = self.query(&mut conn, server, sql).await?;
         Ok(rows.first().map(replica_status))
+    }
+
+    async fn apply_durability_now(
+        &self,
+        login: &MysqlLogin,
+        server: &MysqlServer,
+        durability: &Durability,
+    ) -> Result<bool, DataPlaneError> {
+        let mut conn = self.connect(login, server).await?;
+        if !self.is_mariadb(&mut conn, server).await? {
+            return Ok(false);
+        }
+        let rows = self
+            .query(
+                &mut conn,
+                server,
+                "SELECT @@rpl_semi_sync_master_enabled, @@rpl_semi_sync_slave_enabled, \
+                 @@rpl_semi_sync_master_timeout, @@rpl_semi_sync_master_wait_point, \
+                 @@rpl_semi_sync_master_wait_no_slave",
+            )
+            .await?;
+        let row = rows.first();
+        let field = |i| row.and_then(|r| text(r, i)).unwrap_or_default();
+        let on = |v: String| v == "1" || v == "ON";
+        let (master, slave, timeout, wait_point) = (on(field(0)), on(field(1)), field(2), field(3));
+        let mut statements = Vec::new();
+        if durability.semisync {
+            // As in sns.cnf (mysql.rs, `durability_settings`).
+            if on(field(4)) {
+                statements.push("SET GLOBAL rpl_semi_sync_master_wait_no_slave = OFF".to_owned());
+            }
+            if wait_point != "AFTER_SYNC" {
+                statements
+                    .push("SET GLOBAL rpl_semi_sync_master_wait_point = AFTER_SYNC".to_owned());
+            }
+            if timeout != durability.timeout_ms.to_string() {
+                statements.push(format!(
+                    "SET GLOBAL rpl_semi_sync_master_timeout = {}",
+                    durability.timeout_ms
+                ));
+            }
+        }
+        let flag = if durability.semisync { "ON" } else { "OFF" };
+        if master != durability.semisync {
+            statements.push(format!("SET GLOBAL rpl_semi_sync_master_enabled = {flag}"));
+        }
+        let replica_side_changes = slave != durability.semisync;
+        if replica_side_changes {
+            statements.push(format!("SET GLOBAL rpl_semi_sync_slave_enabled = {flag}"));
+        }
+        let changed = !statements.is_empty();
+        for statement in statements {
+            self.execute_built(&mut conn, server, statement).await?;
+        }
+        // A replica announces itself as semi-sync when its IO thread connects: reconnect it.
+        if replica_side_changes && self.read_replica(login, server).await?.is_some() {
+            for statement in ["STOP SLAVE IO_THREAD", "START SLAVE IO_THREAD"] {
+                self.query(&mut conn, server, statement).await?;
+            }
+        }
+        Ok(changed)
     }
 
     async fn read_only(
@@ -324,6 +444,15 @@ impl MysqlReplication for MysqlClient {
                 .map(drop)
         }
         .boxed()
+    }
+
+    fn apply_durability<'a>(
+        &'a self,
+        login: &'a MysqlLogin,
+        server: &'a MysqlServer,
+        durability: &'a Durability,
+    ) -> PlaneFuture<'a, bool> {
+        self.apply_durability_now(login, server, durability).boxed()
     }
 
     fn replication_health<'a>(
@@ -473,6 +602,7 @@ mod tests {
             primary: Ok(PrimaryStatus {
                 is_read_only: false,
                 gtid_position: "0-1-5".into(),
+                is_semisync_waiting: Some(true),
             }),
             replicas: vec![
                 configured("db-1", true, true, Some(0)),
@@ -484,7 +614,7 @@ mod tests {
             ],
         };
         let problems: Vec<_> = health
-            .problems("db-0", Duration::from_secs(30))
+            .problems("db-0", Duration::from_secs(30), true)
             .into_iter()
             .map(|p| (p.reason, p.message))
             .collect();
@@ -513,11 +643,31 @@ mod tests {
             primary: Ok(PrimaryStatus {
                 is_read_only: true,
                 gtid_position: String::new(),
+                is_semisync_waiting: None,
             }),
             replicas: vec![],
         };
-        let problems = health.problems("db-0", Duration::from_secs(30));
+        let problems = health.problems("db-0", Duration::from_secs(30), true);
         assert_eq!(problems[0].reason, "PrimaryReadOnly");
         assert_eq!(problems[0].message, "primary db-0 is read-only");
+    }
+
+    #[test]
+    fn a_primary_that_fell_back_to_async_is_a_problem_only_where_semisync_is_asked() {
+        let health = ReplicationHealth {
+            primary: Ok(PrimaryStatus {
+                is_read_only: false,
+                gtid_position: String::new(),
+                is_semisync_waiting: Some(false),
+            }),
+            replicas: vec![],
+        };
+        let problems = health.problems("db-0", Duration::from_secs(30), true);
+        assert_eq!(problems[0].reason, "SemisyncOff");
+        assert!(
+            health
+                .problems("db-0", Duration::from_secs(30), false)
+                .is_empty()
+        );
     }
 }

@@ -47,6 +47,7 @@ struct Script {
     bootstraps: usize,
     orchestrator_calls: usize,
     fenced: Vec<String>,
+    acknowledged: Vec<String>,
 }
 
 impl Scripted {
@@ -92,6 +93,11 @@ impl Scripted {
     /// Bootstraps that changed something.
     pub fn bootstraps(&self) -> usize {
         self.with(|s| s.bootstraps)
+    }
+
+    /// Failed servers whose recoveries were acknowledged, in order.
+    pub fn acknowledged(&self) -> Vec<String> {
+        self.with(|s| s.acknowledged.clone())
     }
 
     /// Calls made to Orchestrator's API so far (each periodic check makes one).
@@ -170,6 +176,16 @@ impl MysqlReplication for Scripted {
         async { Ok(()) }.boxed()
     }
 
+    /// Scripted servers run with whatever the spec asks.
+    fn apply_durability<'a>(
+        &'a self,
+        _login: &'a MysqlLogin,
+        _server: &'a MysqlServer,
+        _durability: &'a crate::dataplane::Durability,
+    ) -> PlaneFuture<'a, bool> {
+        async { Ok(false) }.boxed()
+    }
+
     fn replication_health<'a>(
         &'a self,
         _login: &'a MysqlLogin,
@@ -180,6 +196,7 @@ impl MysqlReplication for Scripted {
             primary: Ok(PrimaryStatus {
                 is_read_only: false,
                 gtid_position: "0-1-100".into(),
+                is_semisync_waiting: Some(true),
             }),
             replicas: replicas
                 .iter()
@@ -262,6 +279,42 @@ impl Orchestrator for Scripted {
                     message: format!("No masters found for {alias}"),
                 }),
             }
+        });
+        async move { answer }.boxed()
+    }
+
+    /// Promotes the pod `to` names (its first DNS label), as Orchestrator's takeover does.
+    fn graceful_takeover<'a>(
+        &'a self,
+        _base_url: &'a str,
+        _alias: &'a str,
+        to: &'a InstanceKey,
+    ) -> PlaneFuture<'a, InstanceKey> {
+        let answer = self.with(|s| {
+            s.orchestrator_calls += 1;
+            if s.is_orchestrator_down {
+                return Err(down());
+            }
+            let pod = to.hostname.split('.').next().unwrap_or_default();
+            s.primary = Some(pod.to_owned());
+            Ok(to.clone())
+        });
+        async move { answer }.boxed()
+    }
+
+    fn acknowledge_recovery<'a>(
+        &'a self,
+        _base_url: &'a str,
+        _alias: &'a str,
+        failed: &'a InstanceKey,
+    ) -> PlaneFuture<'a, ()> {
+        let answer = self.with(|s| {
+            s.orchestrator_calls += 1;
+            if s.is_orchestrator_down {
+                return Err(down());
+            }
+            s.acknowledged.push(failed.hostname.clone());
+            Ok(())
         });
         async move { answer }.boxed()
     }

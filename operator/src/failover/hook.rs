@@ -97,6 +97,12 @@ pub async fn failover_hook(
         }
         Err(source) => return unavailable(&hook, "reading the hook token", source),
     }
+    let label = format!("{}/{}", hook.namespace, hook.cluster);
+    context
+        .metrics
+        .failover_hooks
+        .with_label_values(&[label.as_str()])
+        .inc();
     record_report(&context, &hook).await
 }
 

@@ -14,11 +14,17 @@
 //! record::ensure_primary_label: the label off every other pod first, then onto the primary
 //! ```
 //!
+//! Once replication is healthy again, `switchover` acknowledges the recovery in
+//! Orchestrator (so the next failover is not held back) and carries out a switchover asked
+//! for with the annotation `sns-platform.dev/switchover`.
+//!
 //! The reconciler's status apply never carries `status.mysql`, so only this module writes it:
 //! a reconcile working from a stale cache cannot undo a recorded failover.
 
 pub mod hook;
 pub mod record;
+pub mod switchover;
 
 pub use hook::{FailoverHook, failover_hook};
 pub use record::{Observed, ROLE_LABEL, ensure_primary_label, observe_primary};
+pub use switchover::{SWITCHOVER_ANNOTATION, acknowledge_last_failover, switch_over_if_asked};

@@ -156,7 +156,16 @@ async fn announce(context: &Context, cluster: &SnsCluster, label: &str, failover
             failover.to, failover.from
         )),
         action: "RecordFailover".into(),
-        secondary: None,
+        // The promoted pod, as the Event's related object: Events that differ in it are
+        // kept apart (the recorder folds Events of one key into a count, keeping the
+        // first note), so each promotion is one Event that names it.
+        secondary: Some(k8s_openapi::api::core::v1::ObjectReference {
+            api_version: Some("v1".into()),
+            kind: Some("Pod".into()),
+            name: Some(failover.to.clone()),
+            namespace: cluster.namespace(),
+            ..Default::default()
+        }),
     };
     if let Err(error) = context
         .recorder

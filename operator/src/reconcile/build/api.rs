@@ -85,6 +85,10 @@ fn deployment(
     if let (Some(s3), Some(env)) = (&api.s3, container["env"].as_array_mut()) {
         env.extend(s3_env(s3));
     }
+    if let Some(env) = container["env"].as_array_mut() {
+        // Kubernetes keeps the last of two variables of one name: the user's.
+        env.extend(api.env.iter().map(|var| json!(var)));
+    }
     if let Some(resources) = &api.resources {
         container["resources"] = json!(resources);
     }
@@ -184,6 +188,26 @@ mod tests {
             !text.contains("ownerReferences"),
             "render output carries no owner"
         );
+    }
+
+    #[test]
+    fn settings_from_spec_api_env_come_last_and_so_win() {
+        let objects = build(json!({"api": {"env": [
+            {"name": "API_RATE_LIMIT_POSTS", "value": "1000/1h"},
+            {"name": "API_LOG_FORMAT", "value": "text"},
+        ]}}));
+        let env = env(&objects);
+        let names: Vec<&str> = env
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|v| v["name"].as_str())
+            .collect();
+        assert_eq!(
+            names[names.len() - 2..],
+            ["API_RATE_LIMIT_POSTS", "API_LOG_FORMAT"]
+        );
+        assert_eq!(value_of(&env, "API_RATE_LIMIT_POSTS")["value"], "1000/1h");
     }
 
     fn env(objects: &super::super::cluster::ClusterObjects) -> serde_json::Value {

@@ -23,7 +23,7 @@ use super::cluster::{BuildError, ClusterObjects};
 use super::mysql_init::{RENDER_AWK, START_SH, users_sql};
 use super::naming::{Naming, config_map, headless_service, secret_env, service, typed};
 use super::{orchestrator, proxysql};
-use crate::crd::SnsCluster;
+use crate::crd::{Durability, MysqlSpec, SnsCluster};
 
 /// MySQL's port.
 pub const MYSQL_PORT: i32 = 3306;
@@ -135,12 +135,50 @@ fn my_cnf(cluster: &SnsCluster) -> String {
     .into_iter()
     .map(|(key, value)| (key.to_owned(), value.to_owned()))
     .collect();
+    settings.extend(durability_settings(&cluster.spec.mysql));
     settings.extend(cluster.spec.mysql.config.clone());
     let mut cnf = String::from("[mysqld]\n");
     for (key, value) in &settings {
         cnf.push_str(&format!("{key} = {value}\n"));
     }
     cnf
+}
+
+/// Semi-synchronous replication on every server, primary or replica, since any of them may
+/// be promoted:
+/// - `AFTER_SYNC`: the commit becomes visible (and is acknowledged) only once a replica
+///   has it, so nothing a client saw can vanish in a failover (MariaDB's default,
+///   `AFTER_COMMIT`, lets others read a commit a replica may never get);
+/// - replica side on the primary too: a primary that crashed with transactions in its
+///   binary log that no replica acknowledged rolls them back when it starts again (MariaDB
+///   does this recovery only on a server started with `rpl_semi_sync_slave_enabled`), so
+///   it can follow the promoted server without transactions of its own;
+/// - `wait_no_slave` off: a server with no semi-sync replica attached does not wait. A
+///   replica is one (it writes what it applies to its own binary log, and would wait out
+///   the timeout on every transaction it applies); a primary whose replicas are all gone
+///   would only wait out the timeout once and then carry on without them anyway.
+fn durability_settings(mysql: &MysqlSpec) -> Vec<(String, String)> {
+    let on = |enabled: bool| if enabled { "ON" } else { "OFF" }.to_owned();
+    let semisync = mysql.durability == Durability::Semisync;
+    let mut settings = vec![
+        ("rpl_semi_sync_master_enabled".to_owned(), on(semisync)),
+        ("rpl_semi_sync_slave_enabled".to_owned(), on(semisync)),
+    ];
+    if semisync {
+        settings.push((
+            "rpl_semi_sync_master_wait_point".to_owned(),
+            "AFTER_SYNC".to_owned(),
+        ));
+        settings.push((
+            "rpl_semi_sync_master_timeout".to_owned(),
+            mysql.semisync_timeout_ms.to_string(),
+        ));
+        settings.push((
+            "rpl_semi_sync_master_wait_no_slave".to_owned(),
+            "OFF".to_owned(),
+        ));
+    }
+    settings
 }
 
 fn stateful_set(naming: &Naming<'_>, cluster: &SnsCluster) -> Result<StatefulSet, BuildError> {
@@ -266,6 +304,36 @@ mod tests {
         assert!(cnf.contains("log_slave_updates = ON"));
         assert!(cnf.contains("max_connections = 500"));
         assert!(cnf.contains("thread_handling = pool-of-threads"));
+    }
+
+    #[test]
+    fn semisync_is_the_default_on_every_server_and_async_turns_it_off() {
+        let objects = build(json!({}));
+        let cnf = file(&objects, "prod-mysql", "sns.cnf");
+        for line in [
+            "rpl_semi_sync_master_enabled = ON\n",
+            "rpl_semi_sync_slave_enabled = ON\n",
+            "rpl_semi_sync_master_wait_point = AFTER_SYNC\n",
+            "rpl_semi_sync_master_timeout = 10000\n",
+            "rpl_semi_sync_master_wait_no_slave = OFF\n",
+        ] {
+            assert!(cnf.contains(line), "{line} in {cnf}");
+        }
+        let objects = build(json!({"mysql": {"semisyncTimeoutMs": 2500}}));
+        let cnf = file(&objects, "prod-mysql", "sns.cnf");
+        assert!(
+            cnf.contains("rpl_semi_sync_master_timeout = 2500\n"),
+            "{cnf}"
+        );
+
+        let objects = build(json!({"mysql": {"durability": "async"}}));
+        let cnf = file(&objects, "prod-mysql", "sns.cnf");
+        assert!(
+            cnf.contains("rpl_semi_sync_master_enabled = OFF\n"),
+            "{cnf}"
+        );
+        assert!(cnf.contains("rpl_semi_sync_slave_enabled = OFF\n"), "{cnf}");
+        assert!(!cnf.contains("wait_point"), "{cnf}");
     }
 
     #[test]

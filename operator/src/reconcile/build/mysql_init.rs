@@ -15,8 +15,8 @@ struct Account {
     host: &'static str,
     /// Environment variable holding its password (a placeholder in the template).
     password_env: &'static str,
-    /// What it may do, and no more.
-    grants: &'static str,
+    /// What it may do, and no more (one GRANT each).
+    grants: &'static [&'static str],
     /// `WITH ...` account options.
     options: &'static str,
 }
@@ -28,14 +28,14 @@ fn accounts(monitoring: bool) -> Vec<Account> {
             user: APP_USER,
             host: "%",
             password_env: "SNS_PASSWORD",
-            grants: "ALL PRIVILEGES ON `sns`.*",
+            grants: &["ALL PRIVILEGES ON `sns`.*"],
             options: "",
         },
         Account {
             user: "repl",
             host: "%",
             password_env: "REPLICATION_PASSWORD",
-            grants: "REPLICATION SLAVE ON *.*",
+            grants: &["REPLICATION SLAVE ON *.*"],
             options: "",
         },
         // Orchestrator reads status, processlist and binlogs, and on a failover stops,
@@ -45,9 +45,13 @@ fn accounts(monitoring: bool) -> Vec<Account> {
             user: ORCHESTRATOR_USER,
             host: "%",
             password_env: "ORCHESTRATOR_PASSWORD",
-            grants: "SUPER, PROCESS, RELOAD, REPLICATION CLIENT, REPLICATION SLAVE, \
-                     REPLICATION SLAVE ADMIN, REPLICATION MASTER ADMIN, SLAVE MONITOR, \
-                     READ_ONLY ADMIN ON *.*",
+            grants: &[
+                "SUPER, PROCESS, RELOAD, REPLICATION CLIENT, REPLICATION SLAVE, \
+                 REPLICATION SLAVE ADMIN, REPLICATION MASTER ADMIN, SLAVE MONITOR, \
+                 READ_ONLY ADMIN ON *.*",
+                // The replication credentials, to point a demoted primary at its successor.
+                "SELECT ON `sns_meta`.`replication_credentials`",
+            ],
             options: "",
         },
         // ProxySQL only connects, pings and reads @@read_only: no privilege at all.
@@ -55,7 +59,7 @@ fn accounts(monitoring: bool) -> Vec<Account> {
             user: MONITOR_USER,
             host: "%",
             password_env: "MONITOR_PASSWORD",
-            grants: "USAGE ON *.*",
+            grants: &["USAGE ON *.*"],
             options: "",
         },
     ];
@@ -66,7 +70,7 @@ fn accounts(monitoring: bool) -> Vec<Account> {
             user: EXPORTER_USER,
             host: "127.0.0.1",
             password_env: "EXPORTER_PASSWORD",
-            grants: "PROCESS, SLAVE MONITOR ON *.*",
+            grants: &["PROCESS, SLAVE MONITOR ON *.*"],
             options: " WITH MAX_USER_CONNECTIONS 3",
         });
     }
@@ -79,7 +83,10 @@ fn accounts(monitoring: bool) -> Vec<Account> {
 pub(super) fn users_sql(monitoring: bool) -> String {
     let mut sql = String::from(
         "SET SESSION sql_log_bin = 0;\n\
-         CREATE DATABASE IF NOT EXISTS `sns` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;\n",
+         CREATE DATABASE IF NOT EXISTS `sns` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;\n\
+         CREATE DATABASE IF NOT EXISTS `sns_meta`;\n\
+         CREATE TABLE IF NOT EXISTS `sns_meta`.`replication_credentials` (user_name VARCHAR(80) NOT NULL PRIMARY KEY, pass VARCHAR(255) NOT NULL);\n\
+         REPLACE INTO `sns_meta`.`replication_credentials` VALUES ('repl', '@@REPLICATION_PASSWORD@@');\n",
     );
     for account in accounts(monitoring) {
         let Account {
@@ -95,7 +102,9 @@ pub(super) fn users_sql(monitoring: bool) -> String {
             "CREATE USER IF NOT EXISTS {identified}{options};\n"
         ));
         sql.push_str(&format!("ALTER USER {identified}{options};\n"));
-        sql.push_str(&format!("GRANT {grants} TO '{user}'@'{host}';\n"));
+        for grant in grants {
+            sql.push_str(&format!("GRANT {grant} TO '{user}'@'{host}';\n"));
+        }
     }
     sql
 }
@@ -126,6 +135,10 @@ mod tests {
         assert!(sql.contains("GRANT PROCESS, SLAVE MONITOR ON *.* TO 'exporter'@'127.0.0.1';"));
         assert!(sql.contains("GRANT USAGE ON *.* TO 'monitor'@'%';"));
         assert!(sql.contains("GRANT REPLICATION SLAVE ON *.* TO 'repl'@'%';"));
+        assert!(sql.contains(
+            "GRANT SELECT ON `sns_meta`.`replication_credentials` TO 'orchestrator'@'%';"
+        ));
+        assert!(sql.contains("VALUES ('repl', '@@REPLICATION_PASSWORD@@');"));
         for line in sql.lines().filter(|line| line.contains("IDENTIFIED BY")) {
             assert!(line.contains("IDENTIFIED BY '@@"), "{line}");
         }
@@ -263,6 +276,7 @@ mod tests {
             .env("SNS_MYSQL_STATEFULSET", "prod-mysql")
             .env("SNS_MYSQL_SERVICE", "prod-mysql")
             .env("SNS_MYSQL_SERVERS", "3")
+            .env("SNS_MYSQL_CRASH_WAIT", "1")
             .env("SNS_PASSWORD", "s")
             .env("REPLICATION_PASSWORD", "r'pl")
             .env("ORCHESTRATOR_PASSWORD", "o")
@@ -341,13 +355,19 @@ mod tests {
     }
 
     #[test]
-    fn the_primary_restarting_among_read_only_replicas_stays_writable() {
+    fn the_primary_restarting_among_read_only_replicas_waits_then_takes_writes_again() {
+        // Nobody promoted a replica within SNS_MYSQL_CRASH_WAIT (1 s here).
+        let begun = std::time::Instant::now();
         let started = start(
             "primary-restart",
             "prod-mysql-0",
             &["prod-mysql-1", "prod-mysql-2"],
             &[],
             "primary",
+        );
+        assert!(
+            begun.elapsed() >= std::time::Duration::from_secs(1),
+            "it waited"
         );
         assert!(started.server_cnf.contains("read_only = OFF\n"));
         assert!(!started.users_sql.contains("CHANGE MASTER"));
@@ -418,6 +438,23 @@ mod tests {
             &["prod-mysql-2"],
             "primary",
             Some("prod-mysql-0"),
+        );
+        assert!(started.server_cnf.contains("read_only = ON\n"));
+        assert!(
+            started
+                .users_sql
+                .contains("MASTER_HOST='prod-mysql-2.prod-mysql'")
+        );
+    }
+
+    #[test]
+    fn a_primary_back_after_a_promotion_follows_the_promoted_replica() {
+        let started = start(
+            "back-promoted",
+            "prod-mysql-0",
+            &["prod-mysql-1", "prod-mysql-2"],
+            &["prod-mysql-2"],
+            "primary",
         );
         assert!(started.server_cnf.contains("read_only = ON\n"));
         assert!(

@@ -54,6 +54,10 @@ pub(super) const TOPOLOGY_PASSWORD: &str = "topology-password";
 pub(super) const HOOK_SECRET: &str = "orchestrator-hook";
 pub(super) const HOOK_TOKEN: &str = "token";
 
+/// Where Orchestrator reads the replication user and password (users.sql fills the table).
+const REPLICATION_CREDENTIALS_QUERY: &str =
+    "SELECT user_name, pass FROM sns_meta.replication_credentials LIMIT 1";
+
 /// Replaced by the pod's ordinal when the container starts (raft needs each node's own
 /// address).
 const ORDINAL_PLACEHOLDER: &str = "@@ORDINAL@@";
@@ -191,7 +195,13 @@ fn config(naming: &Naming<'_>, cluster: &SnsCluster, inputs: &BuildInputs) -> Va
         // names ProxySQL and the seeds use); pod IPs change on every restart.
         "HostnameResolveMethod": "none",
         "MySQLHostnameResolveMethod": "@@report_host",
-        "InstancePollSeconds": 5,
+        // A dead primary is noticed at the first poll that fails (and its replicas are
+        // read again at once): the poll period is most of the time to a failover.
+        "InstancePollSeconds": 3,
+        // The credentials a demoted primary replicates with after a switchover: MariaDB
+        // keeps them in master.info, where Orchestrator cannot read them, so every server
+        // holds them in a table of its own (users.sql, never replicated).
+        "ReplicationCredentialsQuery": REPLICATION_CREDENTIALS_QUERY,
         "SkipMaxScaleCheck": true,
         // The operator finds the SnsCluster by this alias (hook body, /api/master/<alias>).
         "DetectClusterAliasQuery": format!("SELECT '{}'", naming.cluster),
