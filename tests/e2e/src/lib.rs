@@ -7,6 +7,7 @@
 //! cluster    a namespace with an SnsCluster in it: apply, wait for Ready, pods, Services
 //! s3         an S3 server (s3s-fs) on the node's bridge address, which pods reach
 //! api        an HTTP client of the deployed API: the client journey's calls
+//! load       a steady write load through the API, recording every answer (failover costs)
 //! prometheus the deployed Prometheus' HTTP API: targets, rules, queries
 //! ```
 //!
@@ -15,6 +16,7 @@
 
 pub mod api;
 pub mod cluster;
+pub mod load;
 pub mod node;
 pub mod prometheus;
 pub mod s3;

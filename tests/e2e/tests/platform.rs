@@ -12,7 +12,10 @@
 //!    the alert rules, and knows every metric the dashboards query;
 //! 4. every Redis pod deleted at once, then every Orchestrator pod one after another: the
 //!    cluster is Ready again by itself and the API still writes;
-//! 5. `kubectl delete` of the SnsCluster removes what the operator made.
+//! 5. failovers under a steady write load (`platform/failover.rs`): the primary killed,
+//!    its pod deleted, a planned switchover, a Redis master deleted; measured, nothing
+//!    acknowledged lost;
+//! 6. `kubectl delete` of the SnsCluster removes what the operator made.
 //!
 //! ProxySQL and Grafana cannot run here (no package or module of either can be had): the
 //! cluster runs without them (`mysql.proxysql.enabled: false`, `monitoring.grafana.enabled:
@@ -33,6 +36,9 @@ use sns_e2e::cluster::{OPERATOR_NAMESPACE, TestCluster, condition, is_ready, sec
 use sns_e2e::node::{Node, eventually, repo_root};
 use sns_e2e::prometheus::Prometheus;
 use sns_e2e::s3::S3Server;
+
+#[path = "platform/failover.rs"]
+mod failover;
 
 /// Images `tests/env/build-images.sh` builds and imports into the node.
 const OPERATOR_IMAGE: (&str, &str) = ("localhost/sns-operator", "dev");
@@ -94,6 +100,8 @@ async fn the_platform_installs_serves_recovers_and_uninstalls_on_a_real_node() {
         seconds_since(started)
     );
 
+    failover::failovers_under_load(&cluster, &api).await;
+
     deleting_the_cluster_removes_its_objects(&cluster).await;
     cluster.delete_namespace().await;
 }
@@ -109,6 +117,18 @@ async fn install_operator(node: &Node) {
         &["status", "sns-operator", "--namespace", OPERATOR_NAMESPACE],
         None,
     );
+    if installed {
+        // Helm installs a chart's CRDs only with the release, never on an upgrade: an
+        // upgrade applies the new CRD first, as the README says.
+        let crd = repo_root().join("crds/snsclusters.sns-platform.dev.yaml");
+        node.kubectl_ok(&[
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "-f",
+            crd.to_str().expect("a UTF-8 path"),
+        ]);
+    }
     node.helm_ok(&[
         "upgrade",
         "--install",
@@ -238,6 +258,9 @@ fn manifest(s3: &S3Server) -> String {
                     "bucket": s3.bucket,
                     "credentialsSecret": "s3-credentials",
                 },
+                // The failover cases' write load is many clients' worth from one address
+                // and a few accounts: the rate limits (tested on their own) would refuse it.
+                "env": [{ "name": "API_RATE_LIMIT_ENABLED", "value": "false" }],
             },
             "mysql": {
                 "image": MARIADB_IMAGE,
@@ -804,12 +827,22 @@ async fn every_orchestrator_pod_restarted_in_turn(cluster: &TestCluster) {
     );
 }
 
-/// Orchestrator's answer to `/api/master/<cluster>`, through its Service.
+/// The raft leader's answer to `/api/master/<cluster>` (a follower answers from its own
+/// view, which lags a promotion): the leader's address from any node, through the Service.
 async fn orchestrator_master(cluster: &TestCluster) -> Value {
     let orchestrator = cluster
         .service_url(&format!("{CLUSTER}-orchestrator"))
         .await;
-    reqwest::get(format!("{orchestrator}/api/master/{CLUSTER}"))
+    let leader: String = reqwest::get(format!("{orchestrator}/api/raft-leader"))
+        .await
+        .expect("Orchestrator answers")
+        .json()
+        .await
+        .expect("the raft leader's address");
+    let (ip, _) = leader
+        .rsplit_once(':')
+        .unwrap_or_else(|| panic!("a raft leader address: {leader:?}"));
+    reqwest::get(format!("http://{ip}:3000/api/master/{CLUSTER}"))
         .await
         .expect("Orchestrator answers")
         .json()
