@@ -541,6 +541,20 @@ async fn fake_orchestrator() -> String {
             "/api/clusters",
             get(|| async { Json(json!(["sns-mysql-0.sns-mysql:3306"])) }),
         )
+        // A single node, as Orchestrator without raft answers: the client asks it alone.
+        .route(
+            "/api/raft-leader",
+            get(|| async {
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    Json(json!({
+                        "Code": "ERROR",
+                        "Message": "raft-leader: not running with raft setup",
+                        "Details": null,
+                    })),
+                )
+            }),
+        )
         .route(
             "/api/master/{hint}",
             get(|Path(hint): Path<String>| async move {
