@@ -2,9 +2,14 @@
 //! (KWOK readiness, or a probe's, says nothing about replication or the Redis Cluster):
 //!
 //! ```text
-//! MySQL pods ─► primary: Orchestrator /api/master/<cluster>, else the one writable server
+//! MySQL pods ─► primary: Orchestrator's raft leader /api/master/<cluster>, else the one
+//!               writable server
 //!            ─► failover::observe_primary + role=primary label
-//!            ─► replication health of every replica (threads, lag) ─► Healthy | Failing(why)
+//!            ─► spec.mysql.durability applied to every running server (semi-sync settings)
+//!            ─► replication health of every replica (threads, lag; the primary still
+//!               waiting for a replica with semisync) ─► Healthy | Failing(why)
+//!            ─► healthy: the last failover's recovery acknowledged in Orchestrator, a
+//!               switchover the annotation asks for carried out (failover::switchover)
 //! Redis pods ─► CLUSTER INFO on every node ─► not formed? bootstrap ─► cluster_state
 //! ```
 //!

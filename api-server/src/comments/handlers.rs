@@ -42,10 +42,12 @@ pub async fn create_comment(
         .await?
         .ok_or(ApiError::NotFound("post"))?;
     let id = store::insert_comment(&mut tx, post_id, user.id, &request.content, db::now()).await?;
-    tx.commit().await?;
-    let comment = store::find_comment_view(state.db.writer(), id)
+    // Read back in the transaction that wrote it: another connection could lead to a
+    // server that does not have it yet (a primary handing over).
+    let comment = store::find_comment_view(&mut tx, id)
         .await?
         .ok_or(ApiError::NotFound("comment"))?;
+    tx.commit().await?;
     let location = format!("/api/v1/comments/{id}");
     Ok((
         StatusCode::CREATED,
@@ -136,11 +138,11 @@ pub async fn update_comment(
         return Err(ApiError::Forbidden("only the author may edit a comment"));
     }
     store::update_comment_content(&mut tx, id, &request.content, db::now()).await?;
-    tx.commit().await?;
-    store::find_comment_view(state.db.writer(), id)
+    let comment = store::find_comment_view(&mut tx, id)
         .await?
-        .ok_or(ApiError::NotFound("comment"))
-        .map(axum::Json)
+        .ok_or(ApiError::NotFound("comment"))?;
+    tx.commit().await?;
+    Ok(axum::Json(comment))
 }
 
 /// Delete a comment: its author, or the author of the post it is on.

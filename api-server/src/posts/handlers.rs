@@ -87,10 +87,15 @@ pub async fn create_post(
         }
         return Err(error.into());
     }
+    // Read back in the transaction that wrote it: another connection could lead to a
+    // server that does not have it yet (a primary handing over, a proxy's other backend).
+    let mut post = store::find_post_view(&mut tx, id)
+        .await?
+        .ok_or(ApiError::NotFound("post"))?;
     tx.commit().await?;
     state.feed.fanout_wake.notify_one();
 
-    let post = find_post_on_writer(&state, id).await?;
+    service::sign_media_urls(&state, std::slice::from_mut(&mut post)).await;
     Ok(created(post))
 }
 
@@ -197,10 +202,11 @@ pub async fn update_post(
             store::mark_edited(&mut tx, id, db::now()).await?;
         }
     }
-    tx.commit().await?;
-    let mut post = store::find_post_view(&mut state.db.writer().acquire().await?, id)
+    // Read back in the transaction that wrote it (see create_post).
+    let mut post = store::find_post_view(&mut tx, id)
         .await?
         .ok_or(ApiError::NotFound("post"))?;
+    tx.commit().await?;
     service::write_through_post(&state, &post).await;
     let mut conn = state.db.writer().acquire().await?;
     service::apply_viewer_state(
