@@ -295,8 +295,9 @@ impl ActionResponse {
     }
 }
 
-/// Percent-encodes everything but unreserved characters, so an alias stays one path segment.
-fn encode_path_segment(segment: &str) -> String {
+/// Percent-encodes everything but unreserved characters, so an alias stays one path segment
+/// (or a value one query parameter).
+pub fn encode_path_segment(segment: &str) -> String {
     segment
         .bytes()
         .map(|byte| match byte {

@@ -76,8 +76,6 @@ pub struct WriteLoad {
     record: Arc<Mutex<Record>>,
     running: Arc<AtomicBool>,
     workers: Vec<tokio::task::JoinHandle<()>>,
-    /// The authors' user ids, followed by `reader`.
-    pub authors: Vec<u64>,
     /// A user who follows every author (whose feed holds every acknowledged post).
     pub reader_token: String,
 }
@@ -89,7 +87,6 @@ impl WriteLoad {
     pub async fn start(api: &ApiClient, prefix: &str, pause: Duration) -> Self {
         let (_, reader_token) = api.sign_up(&format!("{prefix}reader")).await;
         let mut accounts = Vec::new();
-        let mut authors = Vec::new();
         for worker in 0..WORKERS {
             let (author, author_token) = api.sign_up(&format!("{prefix}author{worker}")).await;
             let (liker, liker_token) = api.sign_up(&format!("{prefix}liker{worker}")).await;
@@ -101,7 +98,6 @@ impl WriteLoad {
                 None,
             )
             .await;
-            authors.push(author);
             accounts.push((author_token, liker, liker_token));
         }
         let record = Arc::new(Mutex::new(Record::default()));
@@ -153,7 +149,6 @@ impl WriteLoad {
             record,
             running,
             workers,
-            authors,
             reader_token,
         }
     }
@@ -222,12 +217,6 @@ impl WriteLoad {
             acknowledged: after.iter().filter(|w| w.acknowledged()).count(),
             answered: after.len(),
         }
-    }
-
-    /// Acknowledged posts and likes so far.
-    pub fn acknowledged_writes(&self) -> (BTreeSet<u64>, BTreeMap<u64, BTreeSet<u64>>) {
-        let record = lock(&self.record);
-        (record.posts.clone(), record.likes.clone())
     }
 
     /// Stops the writers and waits for them.

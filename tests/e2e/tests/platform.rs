@@ -333,18 +333,19 @@ async fn the_data_plane_is_real(
     assert_eq!(replicas, 2, "Orchestrator sees both replicas: {master}");
 
     // The primary's role label and Service follow.
-    let labelled: Vec<String> = cluster
-        .pods("mysql")
-        .await
-        .iter()
+    assert_eq!(labelled_primaries(&cluster.pods("mysql").await), [primary]);
+}
+
+/// The pods of `pods` that carry the `role=primary` label.
+fn labelled_primaries(pods: &[Pod]) -> Vec<String> {
+    pods.iter()
         .filter(|pod| {
             pod.labels()
                 .get("sns-platform.dev/role")
                 .is_some_and(|role| role == "primary")
         })
         .map(ResourceExt::name_any)
-        .collect();
-    assert_eq!(labelled, [primary]);
+        .collect()
 }
 
 /// Sign-up, follow, upload, post, feed, media, likes and comments, each read right after

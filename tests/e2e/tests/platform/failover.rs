@@ -28,6 +28,7 @@ use sns_e2e::api::ApiClient;
 use sns_e2e::cluster::{OPERATOR_NAMESPACE, TestCluster};
 use sns_e2e::load::{Gap, WriteLoad};
 use sns_e2e::node::{env, eventually};
+use sns_operator::dataplane::orchestrator::encode_path_segment;
 
 use super::CLUSTER;
 
@@ -432,15 +433,7 @@ async fn hooks_received(cluster: &TestCluster) -> u64 {
 /// Whether `pod` alone carries role=primary and the primary Service's endpoint is its IP.
 async fn primary_service_is_on(cluster: &TestCluster, pod: &str) -> bool {
     let pods = cluster.pods("mysql").await;
-    let labelled: Vec<String> = pods
-        .iter()
-        .filter(|p| {
-            p.labels()
-                .get("sns-platform.dev/role")
-                .is_some_and(|r| r == "primary")
-        })
-        .map(ResourceExt::name_any)
-        .collect();
+    let labelled = super::labelled_primaries(&pods);
     let ip = pods
         .iter()
         .find(|p| p.name_any() == pod)
@@ -660,19 +653,6 @@ async fn redis_master_killed(cluster: &TestCluster, api: &ApiClient) -> Measured
     }
 }
 
-/// Percent-encodes a query value.
-fn encode(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                char::from(b).to_string()
-            }
-            other => format!("%{other:02X}"),
-        })
-        .collect()
-}
-
 /// Every post id in the feed of the holder of `token`, page after page.
 async fn feed_ids(api: &ApiClient, token: &str) -> Option<BTreeSet<u64>> {
     let mut ids = BTreeSet::new();
@@ -680,7 +660,7 @@ async fn feed_ids(api: &ApiClient, token: &str) -> Option<BTreeSet<u64>> {
     for _ in 0..40 {
         let path = match &cursor {
             None => "/feed?limit=50".to_owned(),
-            Some(c) => format!("/feed?limit=50&cursor={}", encode(c)),
+            Some(c) => format!("/feed?limit=50&cursor={}", encode_path_segment(c)),
         };
         let (status, page) = api.call(Method::GET, &path, Some(token), None).await.ok()?;
         if status != StatusCode::OK {
