@@ -22,7 +22,7 @@ S3S_FS_ROOT="$SNS_TOOLS_DIR/s3s-fs-$S3S_FS_VERSION"
 SCHEMATHESIS_VERSION=4.32.5
 SCHEMATHESIS_VENV="$SNS_TOOLS_DIR/venv-schemathesis"
 
-APT_PACKAGES=(mariadb-server mariadb-client redis-server redis-tools prometheus
+APT_PACKAGES=(mariadb-server mariadb-client mariadb-backup socat redis-server redis-tools prometheus
     prometheus-alertmanager curl ca-certificates python3-venv openssl util-linux wrk debootstrap
     containerd runc containernetworking-plugins iptables nftables gcc libc6-dev busybox-static)
 
@@ -47,8 +47,10 @@ python_for_venv() {
 install_apt() {
     local missing=() b
     # openssl and flock (util-linux) serve the control-plane script (certificates, port lock).
-    for b in mariadbd mariadb mariadb-install-db redis-server redis-cli promtool amtool curl openssl flock wrk \
-        debootstrap; do
+    # mariadb-backup, mbstream and socat: the MySQL pods' clone donor, tested against the
+    # test services' MariaDB (operator/tests/dataplane.rs).
+    for b in mariadbd mariadb mariadb-install-db mariadb-backup mbstream socat redis-server redis-cli \
+        promtool amtool curl openssl flock wrk debootstrap; do
         command -v "$b" >/dev/null || missing+=("$b")
     done
     # The real node (tests/env/node.sh): containerd and runc run the pods, the CNI plugins

@@ -27,6 +27,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the controller (in a pod, or against the current kubeconfig).
     Run(RunArgs),
+    /// Take one backup of a cluster's MySQL to S3 (what the backup CronJob runs).
+    Backup(crate::backup::BackupArgs),
     /// Print every object an SnsCluster stands for, as YAML, without a cluster.
     Render {
         /// The SnsCluster manifest (YAML).
@@ -81,6 +83,11 @@ pub struct RunArgs {
     /// (its metrics Service).
     #[arg(long, env = "OPERATOR_SERVICE_ADDRESS", default_value = crate::reconcile::build::DEFAULT_OPERATOR_ADDRESS)]
     pub service_address: String,
+
+    /// This operator's own image: the backup CronJob runs it (`sns-operator backup`) unless
+    /// `spec.backup.image` names another.
+    #[arg(long, env = "OPERATOR_IMAGE", default_value = crate::reconcile::build::DEFAULT_OPERATOR_IMAGE)]
+    pub image: String,
 
     /// Timeout, in seconds, of each call to Redis, MySQL or Orchestrator.
     #[arg(long, env = "OPERATOR_DATAPLANE_TIMEOUT_SECS", default_value_t = 5)]

@@ -68,6 +68,8 @@ pub struct Settings {
     pub instance: String,
     /// `host:port` where Orchestrator's hook and Prometheus reach this operator.
     pub service_address: String,
+    /// This operator's image (the backup CronJob runs it).
+    pub image: String,
 }
 
 impl Default for Settings {
@@ -78,6 +80,7 @@ impl Default for Settings {
             max_replication_lag: Duration::from_secs(30),
             instance: CONTROLLER_NAME.into(),
             service_address: crate::reconcile::build::DEFAULT_OPERATOR_ADDRESS.into(),
+            image: crate::reconcile::build::DEFAULT_OPERATOR_IMAGE.into(),
         }
     }
 }

@@ -4,9 +4,11 @@
 //! SnsCluster changed (or a child changed, or its periodic check is due) ─► reconcile
 //!   paused?    ─► nothing is written
 //!   secrets    ─► read; generated once when absent (never overwritten)
-//!   build      ─► server-side apply of every child, owner reference to the cluster
+//!   build      ─► server-side apply of every child, owner reference to the cluster (a MySQL
+//!                 scale-down held until safe: rollout::servers_to_keep)
 //!   data plane ─► health::check: MySQL primary (a failover is recorded, the role=primary
 //!                 label moved), replication, Redis Cluster (bootstrapped when not formed)
+//!   backups    ─► the bucket's newest complete backup, BackupReady (backup::observe)
 //!   status     ─► observedGeneration + conditions, written only when they change (never
 //!                 status.mysql: that is failover::record's); an Event when Ready or
 //!                 Degraded changes
@@ -22,6 +24,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams, PropagationPolicy};
@@ -109,7 +112,11 @@ pub async fn run(
         .owns(scoped::<StatefulSet>(&client, namespace), config.clone())
         .owns(scoped::<Service>(&client, namespace), config.clone())
         .owns(scoped::<ConfigMap>(&client, namespace), config.clone())
-        .owns(scoped::<PodDisruptionBudget>(&client, namespace), config)
+        .owns(
+            scoped::<PodDisruptionBudget>(&client, namespace),
+            config.clone(),
+        )
+        .owns(scoped::<CronJob>(&client, namespace), config)
         .graceful_shutdown_on(shutdown)
         .run(
             reconcile,
@@ -177,6 +184,9 @@ async fn reconcile_cluster(cluster: &SnsCluster, context: &Context) -> Result<Ac
         &BuildInputs {
             owned: true,
             operator_address: context.settings.service_address.clone(),
+            mysql_servers_kept: crate::rollout::servers_to_keep(context, cluster, &namespace)
+                .await?,
+            operator_image: context.settings.image.clone(),
         },
     )?;
     for object in &objects.config_maps {
@@ -185,17 +195,23 @@ async fn reconcile_cluster(cluster: &SnsCluster, context: &Context) -> Result<Ac
     for object in &objects.services {
         target.apply(object).await?;
     }
-    for object in &objects.stateful_sets {
+    // Deployments before StatefulSets: a scale-down waits for the API's pods that no longer
+    // read from the servers that go (rollout::servers_to_keep).
+    for object in &objects.deployments {
         target.apply(object).await?;
     }
-    for object in &objects.deployments {
+    for object in &objects.stateful_sets {
         target.apply(object).await?;
     }
     for object in &objects.disruption_budgets {
         target.apply(object).await?;
     }
+    for object in &objects.cron_jobs {
+        target.apply(object).await?;
+    }
     let report = health::check(context, cluster, &namespace).await?;
-    let status = status::observe(client, cluster, &namespace, &report).await?;
+    let backup = crate::backup::observe(context, cluster, &namespace).await;
+    let status = status::observe(client, cluster, &namespace, &report, backup).await?;
     if cluster.status.as_ref() != Some(&status) {
         context
             .metrics

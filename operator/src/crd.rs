@@ -68,6 +68,9 @@ pub struct SnsClusterSpec {
     /// Prometheus, Alertmanager, Grafana and the exporters.
     #[serde(default)]
     pub monitoring: MonitoringSpec,
+    /// Physical backups of MySQL to an S3 bucket, on a schedule (none when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<BackupSpec>,
     /// While true the operator changes nothing in the cluster (status included).
     #[serde(default)]
     pub paused: bool,
@@ -153,6 +156,45 @@ pub struct MysqlSpec {
     /// ProxySQL, which routes writes to the primary and reads to the replicas.
     #[serde(default)]
     pub proxysql: ProxysqlSpec,
+}
+
+/// Scheduled physical backups of MySQL (mariadb-backup, taken from a replica when one is
+/// healthy) to `<prefix><cluster>/mysql/<backup id>/` in an S3 bucket: `data.xbstream`, then
+/// `backup.json` once the copy is complete.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupSpec {
+    /// The bucket.
+    pub s3: BackupBucket,
+    /// When, in the syntax of a CronJob's schedule (UTC), e.g. `0 3 * * *`.
+    #[serde(default = "default_backup_schedule")]
+    pub schedule: String,
+    /// How many complete backups are kept: older ones are deleted after each new one.
+    #[serde(default = "default_backup_keep")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub keep: u32,
+    /// Image of the backup job, which runs `sns-operator backup`; default: the operator's
+    /// own image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+}
+
+/// An S3 (or S3-compatible) bucket for backups.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupBucket {
+    /// Endpoint URL, e.g. `https://s3.eu-west-1.amazonaws.com` or a MinIO address.
+    pub endpoint: String,
+    /// Bucket name.
+    pub bucket: String,
+    /// Region (signing).
+    #[serde(default = "default_s3_region")]
+    pub region: String,
+    /// Key prefix before `<cluster>/mysql/`, e.g. `backups/` (empty: none).
+    #[serde(default)]
+    pub prefix: String,
+    /// Secret with the keys `access-key` and `secret-key`.
+    pub credentials_secret: String,
 }
 
 /// Orchestrator (automatic MySQL failover).
@@ -317,6 +359,30 @@ pub struct SnsClusterStatus {
     /// Redis Cluster health.
     #[serde(default)]
     pub redis: RedisStatus,
+    /// MySQL backups as the bucket holds them (with `spec.backup`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<BackupStatus>,
+}
+
+/// MySQL backups as the bucket holds them.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupStatus {
+    /// The newest complete backup's id (its key segment under `<prefix><cluster>/mysql/`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_backup: Option<String>,
+    /// When it was complete (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_backup_time: Option<String>,
+    /// Its size in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_backup_bytes: Option<u64>,
+    /// The server it was taken from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_backup_donor: Option<String>,
+    /// Complete backups in the bucket.
+    #[serde(default)]
+    pub backups: u32,
 }
 
 /// A condition in the Kubernetes style.
@@ -470,6 +536,12 @@ fn default_api_replicas() -> i32 {
 }
 fn default_s3_region() -> String {
     "us-east-1".into()
+}
+fn default_backup_schedule() -> String {
+    "0 3 * * *".into()
+}
+fn default_backup_keep() -> u32 {
+    7
 }
 fn default_mysql_image() -> String {
     "mariadb:10.11".into()

@@ -9,7 +9,8 @@
 //!            ─► replication health of every replica (threads, lag; the primary still
 //!               waiting for a replica with semisync) ─► Healthy | Failing(why)
 //!            ─► healthy: the last failover's recovery acknowledged in Orchestrator, a
-//!               switchover the annotation asks for carried out (failover::switchover)
+//!               switchover the annotation asks for carried out (failover::switchover),
+//!               else the next step of a roll or scale-down (rollout)
 //! Redis pods ─► CLUSTER INFO on every node ─► not formed? bootstrap ─► cluster_state
 //! ```
 //!
@@ -26,7 +27,7 @@ use crate::controller::Error;
 use crate::crd::SnsCluster;
 use crate::dataplane::{Durability, MysqlLogin, MysqlServer, RedisNode, orchestrator};
 use crate::failover::{ensure_primary_label, observe_primary};
-use crate::reconcile::build::{MYSQL_PORT, REDIS_PORT};
+use crate::reconcile::build::{CLONE_PORT, MYSQL_PORT, REDIS_PORT};
 
 /// How one component's data plane is doing.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -97,9 +98,17 @@ async fn check_mysql(
         port: MYSQL_PORT as u16,
     };
     // Every pod Ready, or `None`: then replication is not judged yet (the StatefulSet's
-    // condition says how many are ready), and no primary is guessed from the servers.
-    let ready: Option<Vec<MysqlServer>> = all_ready(pods.clone(), cluster.spec.mysql.replicas + 1)
-        .map(|ready| ready.iter().map(server).collect());
+    // condition says how many are ready), and no primary is guessed from the servers. The
+    // servers are those the StatefulSet runs: more than the spec's while a scale-down waits.
+    let stateful_set = crate::rollout::mysql_stateful_set(context, namespace, &name).await?;
+    let running = stateful_set
+        .as_ref()
+        .and_then(|s| s.spec.as_ref())
+        .and_then(|s| s.replicas)
+        .unwrap_or(0)
+        .max(cluster.spec.mysql.replicas + 1);
+    let ready: Option<Vec<MysqlServer>> =
+        all_ready(pods.clone(), running).map(|ready| ready.iter().map(server).collect());
     let login = match mysql_login(context, namespace, &name).await {
         Ok(login) => login,
         Err(message) => {
@@ -151,7 +160,8 @@ async fn check_mysql(
     ensure_primary_label(context, namespace, &label, &pods, &primary).await?;
 
     let Some(servers) = ready else {
-        return Ok(Health::NotChecked);
+        // A server not Ready yet may be receiving a copy of another's data: say how far.
+        return Ok(copies_in_progress(context, &pods, &service, namespace).await);
     };
     // The servers read spec.mysql.durability from their configuration at start only; a
     // change reaches running servers here.
@@ -200,7 +210,7 @@ async fn check_mysql(
                     crate::failover::acknowledge_last_failover(context, cluster, namespace).await;
                     let replica_pods: Vec<String> =
                         replicas.iter().map(|r| r.name.clone()).collect();
-                    crate::failover::switch_over_if_asked(
+                    let asked = crate::failover::switch_over_if_asked(
                         context,
                         cluster,
                         namespace,
@@ -208,6 +218,17 @@ async fn check_mysql(
                         &replica_pods,
                     )
                     .await?;
+                    if let (false, Some(stateful_set)) = (asked, &stateful_set) {
+                        crate::rollout::advance(
+                            context,
+                            cluster,
+                            namespace,
+                            stateful_set,
+                            &pods,
+                            &primary,
+                        )
+                        .await?;
+                    }
                     Health::Healthy
                 }
                 Some(first) => Health::Failing {
@@ -222,6 +243,48 @@ async fn check_mysql(
         }
     }
 }
+
+/// What the clone donors of the Ready servers are sending: `Waiting` (`Cloning`) with each
+/// copy's progress, or `NotChecked` when none is (or a donor cannot say).
+async fn copies_in_progress(
+    context: &Context,
+    pods: &[Pod],
+    service: &str,
+    namespace: &str,
+) -> Health {
+    let mut copies = Vec::new();
+    for pod in pods.iter().filter(|pod| is_ready(pod)) {
+        let donor = MysqlServer {
+            name: pod.name_any(),
+            host: pod_host(pod, service, namespace),
+            port: CLONE_PORT as u16,
+        };
+        match context.data_plane.mysql.clone_progress(&donor).await {
+            Ok(sending) => copies.extend(sending.into_iter().map(|copy| {
+                format!(
+                    "{} is receiving a copy of {}'s data: {:.1} of {:.1} MiB",
+                    copy.receiver,
+                    donor.name,
+                    copy.sent_bytes as f64 / MIB,
+                    copy.total_bytes as f64 / MIB
+                )
+            })),
+            Err(error) => {
+                tracing::debug!(%error, donor = %donor.name, "cannot ask a clone donor")
+            }
+        }
+    }
+    if copies.is_empty() {
+        Health::NotChecked
+    } else {
+        Health::Waiting {
+            reason: "Cloning",
+            message: copies.join("; "),
+        }
+    }
+}
+
+const MIB: f64 = 1024.0 * 1024.0;
 
 async fn check_redis(
     context: &Context,
@@ -341,17 +404,22 @@ fn all_ready(pods: Vec<Pod>, wanted: i32) -> Option<Vec<Pod>> {
         .into_iter()
         .filter(|pod| ordinal(&pod.name_any()) < wanted as u64)
         .collect();
-    let is_ready = |pod: &Pod| {
-        pod.status
-            .as_ref()
-            .and_then(|s| s.conditions.as_ref())
-            .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-    };
     (pods.len() == wanted && pods.iter().all(is_ready)).then_some(pods)
 }
 
+/// A pod Ready and not being deleted (a roll's restart may still say Ready until its
+/// server stops).
+fn is_ready(pod: &Pod) -> bool {
+    pod.metadata.deletion_timestamp.is_none()
+        && pod
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
 /// The number at the end of a StatefulSet pod's name (`sns-mysql-2` → 2).
-fn ordinal(name: &str) -> u64 {
+pub fn ordinal(name: &str) -> u64 {
     name.rsplit('-')
         .next()
         .and_then(|n| n.parse().ok())

@@ -8,6 +8,7 @@
 //! (recording Orchestrator's failovers, its hook), `leader` (Lease-based leader election),
 //! `server` (/metrics, /healthz, the hook), `telemetry` (logs), `metrics`.
 
+pub mod backup;
 pub mod config;
 pub mod context;
 pub mod controller;
@@ -19,6 +20,7 @@ pub mod leader;
 pub mod metrics;
 pub mod reconcile;
 pub mod render;
+pub mod rollout;
 pub mod server;
 pub mod startup;
 pub mod telemetry;

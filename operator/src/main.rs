@@ -11,6 +11,11 @@ async fn main() -> anyhow::Result<()> {
             sns_operator::telemetry::init(&cli.log_format);
             sns_operator::startup::run(args, shutdown_signal()).await?;
         }
+        Command::Backup(args) => {
+            sns_operator::telemetry::init(&cli.log_format);
+            let record = sns_operator::backup::run(args).await?;
+            println!("{}", serde_json::to_string(&record)?);
+        }
         Command::Render { file } => {
             print!("{}", sns_operator::render::render_file(&file)?);
         }

@@ -1,10 +1,10 @@
 //! Operator metrics (`operator_reconcile_*`, `operator_failovers_total`,
-//! `operator_failover_hooks_total`, `operator_leader`),
+//! `operator_failover_hooks_total`, `operator_leader`, `operator_backup_failing`),
 //! served as Prometheus text on `--metrics-addr` by `server`.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 /// The operator's metrics in their own registry.
@@ -26,6 +26,9 @@ pub struct Metrics {
     pub failover_hooks: IntCounterVec,
     /// `operator_leader`: 1 while this process holds the leader Lease and reconciles.
     pub is_leader: IntGauge,
+    /// `operator_backup_failing{cluster}`: 1 while a cluster with `spec.backup` has no
+    /// backup from its last scheduled run, or its bucket cannot be read.
+    pub backup_failing: IntGaugeVec,
 }
 
 impl Metrics {
@@ -75,7 +78,15 @@ impl Metrics {
         registry.register(Box::new(patches.clone()))?;
         registry.register(Box::new(failovers.clone()))?;
         registry.register(Box::new(failover_hooks.clone()))?;
+        let backup_failing = IntGaugeVec::new(
+            Opts::new(
+                "operator_backup_failing",
+                "1 while a cluster's last scheduled MySQL backup is missing or its bucket unreadable, by cluster",
+            ),
+            &["cluster"],
+        )?;
         registry.register(Box::new(is_leader.clone()))?;
+        registry.register(Box::new(backup_failing.clone()))?;
         Ok(Self {
             registry,
             reconciles,
@@ -85,6 +96,7 @@ impl Metrics {
             failovers,
             failover_hooks,
             is_leader,
+            backup_failing,
         })
     }
 

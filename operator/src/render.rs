@@ -34,15 +34,15 @@ mod tests {
 
     #[test]
     fn every_example_manifest_renders() {
-        // 20 objects, one Service per Orchestrator node (3 and 5), and 11 more for
+        // 21 objects, one Service per Orchestrator node (3 and 5), and 11 more for
         // monitoring (on by default).
         for (name, text, objects) in [
             (
                 "minimal",
                 include_str!("../../manifests/examples/minimal.yaml"),
-                34,
+                35,
             ),
-            ("ha", include_str!("../../manifests/examples/ha.yaml"), 36),
+            ("ha", include_str!("../../manifests/examples/ha.yaml"), 37),
         ] {
             let cluster: SnsCluster = serde_saphyr::from_str(text).unwrap();
             let yaml = render(&cluster).unwrap();

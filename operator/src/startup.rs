@@ -49,6 +49,7 @@ pub async fn run(
         max_replication_lag: Duration::from_secs(args.max_replication_lag_secs),
         instance: identity.clone(),
         service_address: args.service_address.clone(),
+        image: args.image.clone(),
     };
     let data_plane = DataPlane::real(Duration::from_secs(args.dataplane_timeout_secs.max(1)))?;
     let context = Context::new(client.clone(), metrics.clone(), data_plane, settings);

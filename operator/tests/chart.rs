@@ -20,10 +20,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
+use k8s_openapi::api::core::v1::{Pod, Secret, ServiceAccount};
 use k8s_openapi::api::rbac::v1::ClusterRole;
+use kube::api::{ListParams, Patch, PatchParams};
 use kube::config::AuthInfo;
-use kube::{Api, Client};
+use kube::{Api, Client, ResourceExt};
 use sns_operator::context::{Context, Settings};
 use sns_operator::crd::SnsCluster;
 use sns_operator::dataplane::DataPlane;
@@ -141,7 +142,7 @@ fn the_plain_install_is_the_rendered_chart_and_the_api_server_accepts_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_installed_chart_gives_its_service_account_enough_rights_to_reach_ready() {
+async fn the_installed_chart_gives_its_service_account_enough_rights_to_reach_ready_and_roll() {
     let id = suffix();
     let release = format!("sns-operator-{id}");
     let operator_namespace = format!("t-{id}");
@@ -218,22 +219,62 @@ async fn the_installed_chart_gives_its_service_account_enough_rights_to_reach_re
         let _ = stopped.await;
     });
     let clusters = Api::<SnsCluster>::namespaced(admin.clone(), &cluster_namespace);
-    let wait = async {
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            let cluster = clusters.get("minimal").await.unwrap();
-            if is_ready(&cluster) {
-                break;
+    let pods = Api::<Pod>::namespaced(admin.clone(), &cluster_namespace);
+    let mysql_pods = || async {
+        pods.list(&ListParams::default().labels("app.kubernetes.io/component=mysql"))
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .map(|p| (p.name_any(), p.uid().unwrap_or_default()))
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    let wait_ready =
+        |what: &'static str, done: Option<std::collections::BTreeMap<String, String>>| {
+            let clusters = clusters.clone();
+            let metrics = metrics.clone();
+            async move {
+                let deadline = Instant::now() + Duration::from_secs(120);
+                loop {
+                    let cluster = clusters.get("minimal").await.unwrap();
+                    let replaced = match &done {
+                        None => true,
+                        Some(before) => {
+                            let now = mysql_pods().await;
+                            now.len() == before.len()
+                                && now.iter().all(|(name, uid)| before.get(name) != Some(uid))
+                        }
+                    };
+                    if replaced && is_ready(&cluster) {
+                        break;
+                    }
+                    // A refused request shows up as operator_reconcile_errors_total{step=..}.
+                    assert!(
+                        Instant::now() < deadline,
+                        "{what}: not done after 120 s: {:?}\noperator metrics:\n{}",
+                        cluster.status,
+                        metrics.render()
+                    );
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
             }
-            // A refused request shows up as operator_reconcile_errors_total{step=..}.
-            assert!(
-                Instant::now() < deadline,
-                "not Ready after 120 s: {:?}\noperator metrics:\n{}",
-                cluster.status,
-                metrics.render()
-            );
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
+        };
+    let wait = async {
+        wait_ready("Ready", None).await;
+        // And to roll the MySQL servers (the operator deletes their pods one at a time).
+        let before = mysql_pods().await;
+        clusters
+            .patch(
+                "minimal",
+                &PatchParams::default(),
+                &Patch::Merge(serde_json::json!({
+                    "spec": { "mysql": { "config": { "max_connections": "300" } } }
+                })),
+            )
+            .await
+            .unwrap();
+        wait_ready("every MySQL server restarted", Some(before)).await;
         stop.send(()).unwrap();
     };
     tokio::join!(controller, wait);

@@ -5,6 +5,7 @@
 //!   or not), bootstrapped into a cluster;
 //! - MySQL: the MariaDB primary and its two GTID replicas of `tests/env/testenv.sh`
 //!   (`SNS_TEST_MYSQL_*`); one test stops a replica's SQL thread and starts it again;
+//! - the MySQL pods' clone donor (donor.sh, socat and mariadb-backup) serving replica n3;
 //! - Orchestrator cannot run here: an in-test HTTP server answers like its API does.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -522,6 +523,195 @@ async fn a_server_that_does_not_answer_is_reported_not_fatal() {
     );
     let problems = health.problems("n1", Duration::from_secs(30), false);
     assert_eq!(problems[0].reason, "ReplicaUnreachable", "{problems:?}");
+}
+
+/// The MySQL pods' clone donor (`operator/assets/mysql/donor.sh`) serving the replica n3's
+/// data on a free port; stopped when dropped.
+struct Donor {
+    child: Child,
+    state: PathBuf,
+    port: u16,
+}
+
+impl Donor {
+    async fn start(data: &str, mysql_port: u16) -> Self {
+        let state = std::env::temp_dir().join(format!("sns-donor-{:08x}", rand::random::<u32>()));
+        let port = free_ports(1)[0];
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/mysql/donor.sh");
+        let child = Command::new("bash")
+            .arg(script)
+            .env("SNS_DONOR_STATE", &state)
+            .env("SNS_DONOR_PORT", port.to_string())
+            .env("SNS_DONOR_DATA", data)
+            .env("SNS_DONOR_MYSQL", format!("127.0.0.1:{mysql_port}"))
+            .env("SNS_DONOR_USER", env("SNS_TEST_MYSQL_ADMIN_USER"))
+            .env(
+                "MARIADB_ROOT_PASSWORD",
+                env("SNS_TEST_MYSQL_ADMIN_PASSWORD"),
+            )
+            .env("REPLICATION_PASSWORD", "the-replication-password")
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("bash runs donor.sh");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the donor never listened on {port}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Self { child, state, port }
+    }
+
+    fn server(&self) -> MysqlServer {
+        MysqlServer {
+            name: "n3".into(),
+            host: "127.0.0.1".into(),
+            port: self.port,
+        }
+    }
+
+    /// Sends `request` and returns the connection, to read the answer from.
+    async fn ask(&self, request: &str) -> tokio::net::TcpStream {
+        use tokio::io::AsyncWriteExt;
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+            .await
+            .unwrap();
+        stream.write_all(request.as_bytes()).await.unwrap();
+        stream
+    }
+}
+
+impl Drop for Donor {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.state);
+    }
+}
+
+#[tokio::test]
+async fn the_clone_donor_streams_a_copy_that_prepares_at_the_replicas_gtid_position() {
+    use tokio::io::AsyncReadExt;
+    let (login, _, replicas) = mysql_servers();
+    let n3 = &replicas[1];
+    let sql = |statement: &str| {
+        let output = Command::new("mariadb")
+            .args([
+                "--no-defaults",
+                "--batch",
+                "--skip-column-names",
+                "--host=127.0.0.1",
+            ])
+            .arg(format!("--port={}", n3.port))
+            .arg(format!("--user={}", login.user))
+            .env("MYSQL_PWD", env("SNS_TEST_MYSQL_ADMIN_PASSWORD"))
+            .args(["-e", statement])
+            .output()
+            .expect("the mariadb client runs");
+        String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    };
+    let data = sql("SELECT @@datadir");
+    // What the image's entrypoint leaves beside the data for its health check.
+    let healthcheck = PathBuf::from(&data).join(".my-healthcheck.cnf");
+    std::fs::write(&healthcheck, "[mariadb-client]\nuser=healthcheck\n").unwrap();
+    let donor = Donor::start(&data, n3.port).await;
+    let client = MysqlClient::new(TIMEOUT);
+
+    // A wrong password gets nothing, and no copy is in progress.
+    let mut refused = Vec::new();
+    donor
+        .ask("CLONE wrong-password intruder-0\n")
+        .await
+        .read_to_end(&mut refused)
+        .await
+        .unwrap();
+    assert!(refused.is_empty(), "{} bytes sent", refused.len());
+    assert_eq!(
+        client.clone_progress(&donor.server()).await.unwrap(),
+        vec![]
+    );
+
+    // Act: a new server asks for a copy and reads it slowly, so that it is in progress.
+    let position = sql("SELECT @@gtid_slave_pos");
+    let mut stream = donor
+        .ask("CLONE the-replication-password new-server-3\n")
+        .await;
+    let mut copy = Vec::new();
+    let mut chunk = vec![0; 64 * 1024];
+    let mut progress = Vec::new();
+    loop {
+        let read = stream.read(&mut chunk).await.unwrap();
+        if read == 0 {
+            break;
+        }
+        copy.extend_from_slice(&chunk[..read]);
+        if progress.is_empty() && copy.len() > 4 * 1024 * 1024 {
+            // The donor blocks writing to this connection meanwhile.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            progress = client.clone_progress(&donor.server()).await.unwrap();
+        }
+    }
+
+    // Assert: the donor reported the copy while sending it...
+    assert_eq!(progress.len(), 1, "{progress:?}");
+    assert_eq!(progress[0].receiver, "new-server-3");
+    assert!(progress[0].sent_bytes > 0, "{progress:?}");
+    assert!(progress[0].total_bytes > 0, "{progress:?}");
+    // ...and what it sent unpacks, prepares and names n3's position, as start.sh reads it.
+    let target = donor.state.join("received");
+    std::fs::create_dir_all(&target).unwrap();
+    let mut mbstream = Command::new("mbstream")
+        .arg("-x")
+        .arg("-C")
+        .arg(&target)
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("mbstream runs");
+    std::io::Write::write_all(mbstream.stdin.as_mut().unwrap(), &copy).unwrap();
+    drop(mbstream.stdin.take());
+    assert!(mbstream.wait().unwrap().success(), "the stream unpacks");
+    let prepared = Command::new("mariadb-backup")
+        .arg("--prepare")
+        .arg(format!("--target-dir={}", target.display()))
+        .output()
+        .unwrap();
+    assert!(
+        prepared.status.success(),
+        "{}",
+        String::from_utf8_lossy(&prepared.stderr)
+    );
+    assert!(
+        target.join("mysql").is_dir(),
+        "the system tables are in the copy"
+    );
+    let _ = std::fs::remove_file(&healthcheck);
+    assert!(
+        target.join("sns-copy-complete").is_file(),
+        "the copy ends with the mark that it is whole"
+    );
+    assert_eq!(
+        std::fs::read_to_string(target.join("sns-healthcheck.cnf")).unwrap(),
+        "[mariadb-client]\nuser=healthcheck\n",
+        "the health check's login comes with the copy"
+    );
+    let info = ["mariadb_backup_slave_info", "xtrabackup_slave_info"]
+        .iter()
+        .find_map(|name| std::fs::read_to_string(target.join(name)).ok())
+        .expect("the copy of a replica records its position");
+    assert!(
+        info.contains(&format!("gtid_slave_pos = '{position}'")),
+        "{info} names n3's position {position}"
+    );
+    assert_eq!(
+        client.clone_progress(&donor.server()).await.unwrap(),
+        vec![],
+        "a copy sent is no longer reported"
+    );
 }
 
 // ---------------------------------------------------------------------------------------

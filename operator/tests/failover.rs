@@ -16,7 +16,11 @@
 //!                       (a clean stop lets it finish)
 //! bad names in a hook ─► 400 before any API call
 //! switchover annotation ─► Orchestrator's takeover once, recorded, annotation off, Event;
-//!                          the failover's recovery acknowledged in Orchestrator once
+//!                          the failover's recovery acknowledged in Orchestrator once; a
+//!                          takeover that fails makes the primary writable again
+//! spec.mysql.config changed ─► replicas restarted (2, 1), switchover, old primary restarted
+//! replicas 2 → 1 with the primary on server 2 ─► switchover to 0, server 2 drained, removed,
+//!                          forgotten; replicas 1 → 2 ─► a server added, none restarted
 //! ```
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -151,6 +155,20 @@ async fn failover_events(ns: &TestNamespace) -> Vec<Event> {
         .filter(|e| e.reason.as_deref() == Some("Failover"))
         .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("minimal"))
         .collect()
+}
+
+/// Annotates the SnsCluster `minimal` asking for a switchover to `to`.
+async fn ask_switchover(clusters: &Api<sns_operator::crd::SnsCluster>, to: &str) {
+    clusters
+        .patch(
+            "minimal",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({
+                "metadata": { "annotations": { "sns-platform.dev/switchover": to } }
+            })),
+        )
+        .await
+        .unwrap();
 }
 
 /// Waits for Ready with `pod` recorded and labelled as the primary.
@@ -695,16 +713,7 @@ async fn a_switchover_annotation_is_carried_out_once_and_the_recovery_acknowledg
     let clusters: Api<sns_operator::crd::SnsCluster> = ns.api();
 
     // Act: ask for a switchover to any replica.
-    clusters
-        .patch(
-            "minimal",
-            &kube::api::PatchParams::default(),
-            &kube::api::Patch::Merge(json!({
-                "metadata": { "annotations": { "sns-platform.dev/switchover": "any" } }
-            })),
-        )
-        .await
-        .unwrap();
+    ask_switchover(&clusters, "any").await;
 
     // Assert: the first replica was promoted through Orchestrator and recorded as a
     // failover, the label followed, the annotation is gone, and an Event says so.
@@ -742,18 +751,10 @@ async fn a_switchover_annotation_is_carried_out_once_and_the_recovery_acknowledg
     assert_eq!(operator.script.acknowledged().len(), 1, "acknowledged once");
     assert_eq!(ns.status().await.mysql.failover_count, 1, "switched once");
 
-    // A request naming no replica is refused with a Warning Event, and taken off too.
-    clusters
-        .patch(
-            "minimal",
-            &kube::api::PatchParams::default(),
-            &kube::api::Patch::Merge(json!({
-                "metadata": { "annotations": { "sns-platform.dev/switchover": "nope-0" } }
-            })),
-        )
-        .await
-        .unwrap();
-    eventually(30, "the SwitchoverFailed event", || async {
+    // A takeover that fails leaves the primary it turned read-only taking writes again.
+    operator.script.set_takeover_failing(true);
+    ask_switchover(&clusters, "minimal-mysql-2").await;
+    let failed = eventually(30, "a SwitchoverFailed event", || async {
         ns.api::<Event>()
             .list(&Default::default())
             .await
@@ -761,7 +762,34 @@ async fn a_switchover_annotation_is_carried_out_once_and_the_recovery_acknowledg
             .items
             .into_iter()
             .find(|e| e.reason.as_deref() == Some("SwitchoverFailed"))
-            .filter(|e| e.note.as_deref().is_some_and(|n| n.contains("nope-0")))
+    })
+    .await;
+    assert!(
+        failed
+            .note
+            .as_deref()
+            .is_some_and(|n| n.contains("minimal-mysql-1 takes writes again")),
+        "{failed:?}"
+    );
+    assert_eq!(
+        operator.script.made_writable(),
+        ["minimal-mysql-1.minimal-mysql"]
+    );
+    operator.script.set_takeover_failing(false);
+
+    // A request naming no replica is refused with a Warning Event, and taken off too.
+    ask_switchover(&clusters, "nope-0").await;
+    eventually(30, "the SwitchoverFailed event", || async {
+        ns.api::<Event>()
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .find(|e| {
+                e.reason.as_deref() == Some("SwitchoverFailed")
+                    && e.note.as_deref().is_some_and(|n| n.contains("nope-0"))
+            })
     })
     .await;
     let cluster = clusters.get("minimal").await.unwrap();
@@ -773,6 +801,179 @@ async fn a_switchover_annotation_is_carried_out_once_and_the_recovery_acknowledg
     assert_eq!(
         ns.status().await.mysql.primary.as_deref(),
         Some("minimal-mysql-1")
+    );
+    ns.delete().await;
+}
+
+/// `pod name -> uid` of the cluster's MySQL pods that are not being deleted.
+async fn mysql_pods(ns: &TestNamespace) -> std::collections::BTreeMap<String, String> {
+    ns.api::<Pod>()
+        .list(&kube::api::ListParams::default().labels("app.kubernetes.io/component=mysql"))
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|pod| pod.metadata.deletion_timestamp.is_none())
+        .map(|pod| (pod.name_any(), pod.uid().unwrap_or_default()))
+        .collect()
+}
+
+/// The notes of the cluster's Events with one of `reasons`, oldest first, as
+/// `reason: note`.
+async fn events(ns: &TestNamespace, reasons: &[&str]) -> Vec<String> {
+    let mut events: Vec<Event> = ns
+        .api::<Event>()
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| reasons.contains(&e.reason.as_deref().unwrap_or_default()))
+        .collect();
+    events.sort_by_key(|e| e.event_time.as_ref().map(|t| t.0));
+    events
+        .into_iter()
+        .map(|e| {
+            format!(
+                "{}: {}",
+                e.reason.unwrap_or_default(),
+                e.note.unwrap_or_default()
+            )
+        })
+        .collect()
+}
+
+async fn patch_spec(ns: &TestNamespace, spec: Value) {
+    ns.api::<sns_operator::crd::SnsCluster>()
+        .patch(
+            "minimal",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({ "spec": spec })),
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_config_change_rolls_the_primary_last_and_scaling_restarts_no_server() {
+    let ns = TestNamespace::new().await;
+    let operator = Operator::start(&ns.name, "roll-test").await;
+    ns.apply_minimal();
+    wait_for_primary(&ns, "minimal-mysql-0").await;
+    let before = mysql_pods(&ns).await;
+    assert_eq!(before.len(), 3);
+
+    // Act: a MySQL setting changes (read at start only).
+    patch_spec(
+        &ns,
+        json!({ "mysql": { "config": { "max_connections": "321" } } }),
+    )
+    .await;
+
+    // Assert: every server restarted once, replicas first from the highest ordinal, then the
+    // primary role handed to an updated replica, then the old primary.
+    let after = eventually(
+        180,
+        "every MySQL pod restarted and the cluster Ready",
+        || async {
+            let pods = mysql_pods(&ns).await;
+            let status = ns.status().await;
+            (pods.len() == 3
+                && pods.iter().all(|(name, uid)| before.get(name) != Some(uid))
+                && is_true(&status, "Ready"))
+            .then_some(pods)
+        },
+    )
+    .await;
+    let steps = events(&ns, &["RollingRestart", "Switchover"]).await;
+    let order: Vec<&str> = steps
+        .iter()
+        .map(|step| {
+            if step.starts_with("Switchover") {
+                "switchover"
+            } else if step.contains("restarting minimal-mysql-2") {
+                "2"
+            } else if step.contains("restarting minimal-mysql-1") {
+                "1"
+            } else if step.contains("restarting minimal-mysql-0") {
+                "0"
+            } else {
+                "?"
+            }
+        })
+        .collect();
+    assert_eq!(order, ["2", "1", "switchover", "0"], "{steps:#?}");
+    assert!(steps[2].contains("over to minimal-mysql-1"), "{steps:#?}");
+    let status = wait_for_primary(&ns, "minimal-mysql-1").await;
+    assert_eq!(
+        status.mysql.failover_count, 1,
+        "one handover for the whole roll"
+    );
+    // Nothing more to do: the roll is over.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        mysql_pods(&ns).await,
+        after,
+        "no restart once every server is updated"
+    );
+
+    // Act: down to two servers while the primary is server 2 (a switchover asked for).
+    ask_switchover(&ns.api(), "minimal-mysql-2").await;
+    wait_for_primary(&ns, "minimal-mysql-2").await;
+    patch_spec(&ns, json!({ "mysql": { "replicas": 1 } })).await;
+
+    // Assert: server 2 hands over to server 0 first, then goes, drained from Orchestrator
+    // first and forgotten after; no other server is restarted.
+    let status = eventually(120, "two MySQL servers, Ready", || async {
+        let pods = mysql_pods(&ns).await;
+        let status = ns.status().await;
+        (pods.len() == 2 && is_true(&status, "Ready")).then_some(status)
+    })
+    .await;
+    assert_eq!(status.mysql.primary.as_deref(), Some("minimal-mysql-0"));
+    let pods = mysql_pods(&ns).await;
+    for server in ["minimal-mysql-0", "minimal-mysql-1"] {
+        assert_eq!(
+            pods.get(server),
+            after.get(server),
+            "{server} not restarted"
+        );
+    }
+    let steps = events(&ns, &["Switchover", "ScaledDown"]).await;
+    assert!(
+        steps[steps.len() - 2].contains("over to minimal-mysql-0")
+            && steps[steps.len() - 2].contains("scale-down")
+            && steps[steps.len() - 1].starts_with("ScaledDown: removing minimal-mysql-2"),
+        "{steps:#?}"
+    );
+    let host = "minimal-mysql-2.minimal-mysql";
+    assert!(
+        operator.script.never_promoted().iter().any(|h| h == host),
+        "{host} drained"
+    );
+    eventually(30, &format!("{host} forgotten by Orchestrator"), || async {
+        operator
+            .script
+            .forgotten()
+            .iter()
+            .any(|h| h == host)
+            .then_some(())
+    })
+    .await;
+
+    // Act: back to three servers.
+    let kept = mysql_pods(&ns).await;
+    patch_spec(&ns, json!({ "mysql": { "replicas": 2 } })).await;
+
+    // Assert: two servers added, the one running untouched.
+    eventually(120, "three MySQL servers Ready", || async {
+        let pods = mysql_pods(&ns).await;
+        (pods.len() == 3 && is_true(&ns.status().await, "Ready")).then_some(())
+    })
+    .await;
+    assert_eq!(
+        mysql_pods(&ns).await.get("minimal-mysql-0"),
+        kept.get("minimal-mysql-0")
     );
     ns.delete().await;
 }

@@ -1,6 +1,7 @@
 //! The operator against a real control plane (etcd, kube-apiserver, controller-manager,
 //! scheduler, KWOK nodes) started by `tests/env/control-plane.sh`: real schema and CEL
-//! validation, real server-side apply, real garbage collection. One namespace per test.
+//! validation, real server-side apply, real garbage collection. One namespace per test. The
+//! backup test reads the bucket of the S3 server of `tests/env/testenv.sh`.
 
 #![allow(clippy::unwrap_used)]
 
@@ -9,9 +10,11 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::Api;
+use sns_operator::backup::{BackupRecord, Bucket, BucketSettings, backups_prefix};
 use sns_operator::context::{Context, Settings};
 use sns_operator::crd::{SnsCluster, SnsClusterStatus};
 use sns_operator::dataplane::DataPlane;
@@ -498,5 +501,113 @@ async fn a_statefulset_whose_volume_claims_changed_is_made_again() {
         },
     )
     .await;
+    ns.delete().await;
+}
+
+#[tokio::test]
+async fn a_backup_schedule_is_made_and_the_newest_backup_in_the_bucket_reaches_the_status() {
+    let ns = namespace().await;
+    // The test services' S3 server, under a prefix of this namespace's own.
+    let env = |name: &str| {
+        std::env::var(name)
+            .unwrap_or_else(|_| panic!("{name}: source tests/env/testenv.sh's env file"))
+    };
+    let (ok, out) = kubectl(&[
+        "create",
+        "secret",
+        "generic",
+        "backup-keys",
+        "-n",
+        &ns.name,
+        &format!(
+            "--from-literal=access-key={}",
+            env("SNS_TEST_S3_ACCESS_KEY")
+        ),
+        &format!(
+            "--from-literal=secret-key={}",
+            env("SNS_TEST_S3_SECRET_KEY")
+        ),
+    ]);
+    assert!(ok, "{out}");
+    let prefix = format!("{}/", ns.name);
+    let manifest = write_manifest(
+        &ns,
+        "shop",
+        &format!(
+            "backup: {{s3: {{endpoint: '{}', bucket: '{}', prefix: '{prefix}', credentialsSecret: backup-keys}}, schedule: '0 3 * * *', keep: 2}}",
+            env("SNS_TEST_S3_ENDPOINT"),
+            env("SNS_TEST_S3_BUCKET"),
+        ),
+    );
+    let (ok, out) = kubectl(&["apply", "-n", &ns.name, "-f", manifest.to_str().unwrap()]);
+    assert!(ok, "{out}");
+    let clusters: Api<SnsCluster> = ns.api();
+    let backup_ready = |reason: &'static str| {
+        let clusters = clusters.clone();
+        async move {
+            eventually(60, &format!("BackupReady {reason}"), || async {
+                let status = clusters.get("shop").await.unwrap().status?;
+                status
+                    .conditions
+                    .iter()
+                    .any(|c| c.type_ == "BackupReady" && c.reason == reason)
+                    .then_some(status)
+            })
+            .await
+        }
+    };
+
+    // The schedule runs the operator's image with the bucket's keys; no backup yet.
+    wait_for(&ns.api::<CronJob>(), "shop-mysql-backup").await;
+    let cron = ns.api::<CronJob>().get("shop-mysql-backup").await.unwrap();
+    assert_eq!(cron.spec.schedule, "0 3 * * *");
+    let status = wait_until_ready(&clusters, "shop").await;
+    let condition = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "BackupReady")
+        .expect("a BackupReady condition");
+    assert_eq!(
+        (condition.status.as_str(), condition.reason.as_str()),
+        ("False", "NoBackupYet"),
+        "no backup yet, which does not keep the cluster from Ready: {condition:?}"
+    );
+
+    // A backup appears in the bucket (what `sns-operator backup` writes last).
+    let bucket = Bucket::new(&BucketSettings {
+        endpoint: env("SNS_TEST_S3_ENDPOINT"),
+        bucket: env("SNS_TEST_S3_BUCKET"),
+        region: "us-east-1".into(),
+        prefix: prefix.clone(),
+        access_key: env("SNS_TEST_S3_ACCESS_KEY"),
+        secret_key: env("SNS_TEST_S3_SECRET_KEY"),
+    });
+    let record = BackupRecord {
+        id: "20261203-030000".into(),
+        cluster: "shop".into(),
+        donor: "shop-mysql-2.shop-mysql".into(),
+        bytes: 42 * 1024 * 1024,
+        started_at: "2026-12-03T03:00:00Z".into(),
+        finished_at: "2026-12-03T03:00:09Z".into(),
+    };
+    let base = backups_prefix(&prefix, "shop");
+    bucket
+        .put(
+            &format!("{base}{}/backup.json", record.id),
+            serde_json::to_vec(&record).unwrap(),
+            "application/json",
+        )
+        .await
+        .unwrap();
+
+    let status = backup_ready("BackedUp").await;
+    let backup = status.backup.expect("status.backup");
+    assert_eq!(backup.last_backup.as_deref(), Some("20261203-030000"));
+    assert_eq!(backup.last_backup_bytes, Some(42 * 1024 * 1024));
+    assert_eq!(
+        backup.last_backup_donor.as_deref(),
+        Some("shop-mysql-2.shop-mysql")
+    );
+    assert_eq!(backup.backups, 1);
     ns.delete().await;
 }

@@ -21,7 +21,9 @@
 # image's entrypoint, user, working directory and ports:
 #   localhost/mariadb:10.11        like the official mariadb:10.11 (Debian's 10.11):
 #                                  docker-entrypoint.sh + healthcheck.sh (tests/env/images/
-#                                  mariadb), root dropping to mysql; 3306
+#                                  mariadb), root dropping to mysql; 3306; mariadb-backup
+#                                  and socat, which the official image ships too (for
+#                                  Galera's state transfers; the operator's clone donor)
 #   localhost/redis:7.0            like redis:7.0 (Debian's 7.0; protected mode off unless
 #                                  configured, as in the official build); /data; 6379
 #   localhost/orchestrator:3.2.6   like openarkcode/orchestrator: /usr/local/orchestrator
@@ -61,7 +63,7 @@ SUITE=bookworm
 # What the base root is made of. Bump BASE_REVISION when the way it is made changes (the
 # package list is part of the key by itself).
 BASE_REVISION=1
-BASE_PACKAGES=(mariadb-server mariadb-client redis-server redis-tools prometheus
+BASE_PACKAGES=(mariadb-server mariadb-client mariadb-backup socat redis-server redis-tools prometheus
     prometheus-alertmanager prometheus-mysqld-exporter prometheus-redis-exporter
     curl bash procps ca-certificates iproute2 netcat-openbsd tzdata gosu xz-utils)
 # Bump when the server or app layers are made differently (their files are keyed already).

@@ -14,7 +14,8 @@
 #      follows Orchestrator's promotions; /etc/sns/topology/primary) may take writes, and
 #      only when it replicates from nobody and no other server already takes writes. Every
 #      other server starts read-only: on its first start it is pointed at the primary (GTID
-#      auto-position); a former primary that comes back after a failover follows the
+#      auto-position), starting from a copy of a replica's data (or the primary's) when the
+#      cluster already takes writes (4.); a former primary that comes back after a failover follows the
 #      writable server, or the recorded primary, read-only. So a whole-cluster restart after
 #      a failover cannot make the old primary writable again. The primary itself, when it
 #      starts again (crashed, killed, or its pod deleted or rolled), first waits up to
@@ -22,9 +23,16 @@
 #      then follows: Orchestrator sees a dead primary within seconds and promotes, and a
 #      primary back in the meantime would take writes beside the promoted one. Only when no
 #      replica was promoted by then does it take writes again.
+#   4. clone: a new server of a cluster that holds data receives a physical copy from the
+#      clone donor beside a replica that answers (donor.sh, port 3307), else the primary's,
+#      and replicates from the GTID position the copy holds, instead of replaying every
+#      binary log since the cluster began. A copy that fails is removed and the next donor
+#      tried; with none, the server starts empty and replays.
 #
-# Environment: SNS_MYSQL_STATEFULSET, SNS_MYSQL_SERVICE (headless), SNS_MYSQL_SERVERS, and
-# the passwords users.sql names (MONITOR_PASSWORD and REPLICATION_PASSWORD among them).
+# Environment: SNS_MYSQL_STATEFULSET, SNS_MYSQL_SERVICE (headless), and the passwords
+# users.sql names (MONITOR_PASSWORD and REPLICATION_PASSWORD among them). How many servers
+# there are is read from the topology ConfigMap, not the environment, so that adding a
+# replica changes no pod template and restarts no server.
 set -euo pipefail
 
 # SNS_START_ROOT prefixes every path, for tests; empty in the pod.
@@ -43,28 +51,33 @@ render() { awk -v q="'" -f "$config/render.awk" "$@"; }
 # The recorded primary: server 0 until the operator records a failover.
 recorded=$(cat "$topology/primary" 2>/dev/null || true)
 recorded=${recorded:-$SNS_MYSQL_STATEFULSET-0}
+servers=$(cat "$topology/servers" 2>/dev/null || true)
+[[ $servers =~ ^[0-9]+$ ]] || servers=${SNS_MYSQL_SERVERS:-1}
 
 # The primary is whichever other server answers read_only=0, whatever its ordinal: after a
-# failover it is no longer server 0. Unreachable servers (not started yet) are skipped.
+# failover it is no longer server 0. Unreachable servers (not started yet) are skipped; the
+# read-only ones that answer are noted (replica_peers): they can give a new replica a copy.
 find_writable_peer() {
     primary=
+    replica_peers=()
     local i peer answer
-    for ((i = 0; i < SNS_MYSQL_SERVERS; i++)); do
+    for ((i = 0; i < servers; i++)); do
         peer=$SNS_MYSQL_STATEFULSET-$i.$SNS_MYSQL_SERVICE
         [[ $peer == "$self" ]] && continue
         answer=$(MYSQL_PWD=$MONITOR_PASSWORD mariadb --no-defaults --host="$peer" --user=monitor \
             --connect-timeout=2 --batch --skip-column-names \
             --execute='SELECT @@global.read_only' 2>/dev/null) || continue
-        if [[ $answer == 0 ]]; then
+        if [[ $answer == 0 && -z $primary ]]; then
             primary=$peer
-            return
+        elif [[ $answer == 1 ]]; then
+            replica_peers+=("$peer")
         fi
     done
 }
 find_writable_peer
 
 if [[ -z $primary && -d $data/mysql && ! -f $data/master.info &&
-    $HOSTNAME == "$recorded" && $SNS_MYSQL_SERVERS -gt 1 ]]; then
+    $HOSTNAME == "$recorded" && $servers -gt 1 ]]; then
     wait=${SNS_MYSQL_CRASH_WAIT:-30}
     echo "start.sh: $self was the primary: waiting up to $wait s for Orchestrator to promote a replica" >&2
     deadline=$((SECONDS + wait))
@@ -93,16 +106,89 @@ replicate() {
         render >>"$1"
 }
 
+# Removes everything a failed copy left in the data directory (a volume's lost+found stays).
+clear_data() {
+    find "$data" -mindepth 1 -maxdepth 1 ! -name lost+found -exec rm -rf {} +
+}
+
+# `clone_from DONOR`: receives a physical copy of DONOR's data (its clone donor, donor.sh, on
+# port 3307), prepares it, and sets clone_gtid to the GTID position it holds. Fails, leaving
+# a partial copy for clear_data, when the donor cannot be reached or the copy is incomplete.
+clone_from() {
+    local donor=$1 started=$SECONDS log info
+    log=$(mktemp)
+    echo "start.sh: cloning $self from $donor" >&2
+    { exec 3<>"/dev/tcp/$donor/${SNS_MYSQL_CLONE_PORT:-3307}"; } 2>/dev/null || {
+        echo "start.sh: $donor's clone donor does not answer" >&2
+        return 1
+    }
+    printf 'CLONE %s %s\n' "$REPLICATION_PASSWORD" "$HOSTNAME" >&3
+    if ! mbstream -x -C "$data" <&3 2>"$log"; then
+        exec 3<&-
+        echo "start.sh: the copy from $donor broke off: $(tail -n 3 "$log")" >&2
+        return 1
+    fi
+    exec 3<&-
+    if [[ ! -f $data/sns-copy-complete ]]; then
+        echo "start.sh: the copy from $donor was cut short" >&2
+        return 1
+    fi
+    rm -f "$data/sns-copy-complete"
+    if [[ ! -d $data/mysql ]] || ! mariadb-backup --prepare --target-dir="$data" >"$log" 2>&1; then
+        echo "start.sh: the copy from $donor is incomplete: $(tail -n 3 "$log")" >&2
+        return 1
+    fi
+    # A replica's copy names the position it replicated up to (slave info); the primary's
+    # the last transaction in its binary log. mariadb-backup's older file names too.
+    clone_gtid=
+    for info in mariadb_backup_slave_info xtrabackup_slave_info; do
+        [[ -f $data/$info ]] || continue
+        clone_gtid=$(sed -n "s/.*gtid_slave_pos *= *'\([^']*\)'.*/\1/p" "$data/$info" | head -n 1)
+        break
+    done
+    if [[ -z $clone_gtid ]]; then
+        for info in mariadb_backup_binlog_info xtrabackup_binlog_info; do
+            [[ -f $data/$info ]] || continue
+            clone_gtid=$(awk 'NR == 1 { print $3 }' "$data/$info")
+            break
+        done
+    fi
+    if [[ ! $clone_gtid =~ ^[0-9]+-[0-9]+-[0-9]+(,[0-9]+-[0-9]+-[0-9]+)*$ ]]; then
+        echo "start.sh: the copy from $donor names no GTID position (${clone_gtid:-none})" >&2
+        return 1
+    fi
+    # The image health check's login for the users the copy holds (donor.sh sends it).
+    if [[ -f $data/sns-healthcheck.cnf ]]; then
+        mv "$data/sns-healthcheck.cnf" "$data/.my-healthcheck.cnf"
+    fi
+    # The donor's replication state is its own.
+    rm -f "$data"/master.info "$data"/relay-log.info "$data"/multi-master.info "$data"/*relay-bin*
+    chown -R mysql:mysql "$data"
+    echo "start.sh: cloned $self from $donor: $(du -sb "$data" | cut -f1) bytes in $((SECONDS - started)) s, at GTID $clone_gtid" >&2
+}
+
 source=
+clone_gtid=
 if [[ ! -d $data/mysql ]]; then
-    # First start (the entrypoint initialises the data directory and runs $initdb once).
+    # First start. A new replica of a cluster that takes writes starts from a copy of a
+    # replica (or else the primary) and replicates from the position the copy holds; failing
+    # that (or in a new cluster), the entrypoint initialises an empty data directory, runs
+    # $initdb once, and the replica replays the primary's binary log from the start.
     if [[ -n $primary ]]; then
         source=$primary
+        for donor in "${replica_peers[@]}" "$primary"; do
+            clone_from "$donor" && break
+            clear_data
+        done
     elif [[ $HOSTNAME != "$recorded" ]]; then
         # Nobody takes writes yet (a new cluster): follow the recorded primary.
         source=$recorded.$SNS_MYSQL_SERVICE
     fi
-    if [[ -n $source ]]; then
+    if [[ -n $clone_gtid ]]; then
+        printf "SET GLOBAL gtid_slave_pos = '%s';\n" "$clone_gtid" >>"$run/users.sql"
+        replicate "$run/users.sql" "$source" slave_pos
+        echo 'START SLAVE;' >>"$run/users.sql"
+    elif [[ -n $source ]]; then
         replicate "$initdb/50-replicate.sql" "$source" slave_pos
     fi
 elif [[ ! -f $data/master.info ]]; then
@@ -134,7 +220,7 @@ report_port = 3306
 read_only = $read_only
 init_file = /run/sns-mysql/users.sql
 EOF
-echo "start.sh: $self starts with read_only=$read_only (recorded primary: $recorded; writable peer seen: ${primary:-none})" >&2
+echo "start.sh: $self starts with read_only=$read_only (recorded primary: $recorded; writable peer seen: ${primary:-none}${clone_gtid:+; cloned at $clone_gtid})" >&2
 
 # The server runs as mysql and reads these files itself; nobody else may read the passwords.
 chown -R mysql:mysql "$run" "$initdb"

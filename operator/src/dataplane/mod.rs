@@ -22,8 +22,8 @@ pub mod redis;
 pub mod scripted;
 
 pub use self::mysql::{
-    Durability, MysqlLogin, MysqlReplication, MysqlServer, PrimaryStatus, ReplicaHealth,
-    ReplicaStatus, ReplicationHealth, ReplicationProblem,
+    CloneProgress, Durability, MysqlLogin, MysqlReplication, MysqlServer, PrimaryStatus,
+    ReplicaHealth, ReplicaStatus, ReplicationHealth, ReplicationProblem,
 };
 pub use self::orchestrator::{InstanceKey, Orchestrator};
 pub use self::plane::{DataPlane, DataPlaneError, PlaneFuture};

@@ -236,6 +236,40 @@ pub trait MysqlReplication: Send + Sync {
         login: &'a MysqlLogin,
         servers: &'a [MysqlServer],
     ) -> PlaneFuture<'a, Option<String>>;
+
+    /// The copies `donor` (a server's clone donor: its host and the clone port) is sending
+    /// to new servers.
+    fn clone_progress<'a>(&'a self, donor: &'a MysqlServer) -> PlaneFuture<'a, Vec<CloneProgress>>;
+}
+
+/// A copy a clone donor is sending to a new server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CloneProgress {
+    /// The pod receiving it.
+    pub receiver: String,
+    /// Bytes sent so far.
+    pub sent_bytes: u64,
+    /// The donor's data, about what the whole copy holds.
+    pub total_bytes: u64,
+}
+
+/// Reads a donor's answer to `PROGRESS`: one `<receiver> <bytes sent> <bytes of data>` line
+/// per copy; anything else is skipped.
+pub fn parse_clone_progress(answer: &str) -> Vec<CloneProgress> {
+    answer
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let receiver = fields.next()?.to_owned();
+            let sent_bytes = fields.next()?.parse().ok()?;
+            let total_bytes = fields.next()?.parse().ok()?;
+            Some(CloneProgress {
+                receiver,
+                sent_bytes,
+                total_bytes,
+            })
+        })
+        .collect()
 }
 
 /// The real client: one short-lived connection per server and call.
@@ -436,6 +470,35 @@ impl MysqlClient {
 }
 
 impl MysqlReplication for MysqlClient {
+    fn clone_progress<'a>(&'a self, donor: &'a MysqlServer) -> PlaneFuture<'a, Vec<CloneProgress>> {
+        let address = donor.address();
+        let ask = async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let error = |source| DataPlaneError::Donor {
+                donor: donor.address(),
+                source,
+            };
+            let mut stream = tokio::net::TcpStream::connect((donor.host.as_str(), donor.port))
+                .await
+                .map_err(error)?;
+            stream.write_all(b"PROGRESS\n").await.map_err(error)?;
+            // A few lines at most: more is not a donor's answer.
+            let mut answer = Vec::new();
+            (&mut stream)
+                .take(64 * 1024)
+                .read_to_end(&mut answer)
+                .await
+                .map_err(error)?;
+            Ok(parse_clone_progress(&String::from_utf8_lossy(&answer)))
+        };
+        bounded(
+            move || format!("asking {address} for its copies"),
+            self.timeout,
+            ask,
+        )
+        .boxed()
+    }
+
     fn fence<'a>(&'a self, login: &'a MysqlLogin, server: &'a MysqlServer) -> PlaneFuture<'a, ()> {
         async move {
             let mut conn = self.connect(login, server).await?;
@@ -581,6 +644,27 @@ fn text<I: sqlx::ColumnIndex<MySqlRow> + Copy>(row: &MySqlRow, column: I) -> Opt
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_donors_progress_lines_are_read_and_noise_skipped() {
+        let answer = "db-mysql-3 1048576 4194304\ngarbage\ndb-mysql-4 0 4194304\n";
+        assert_eq!(
+            parse_clone_progress(answer),
+            vec![
+                CloneProgress {
+                    receiver: "db-mysql-3".into(),
+                    sent_bytes: 1_048_576,
+                    total_bytes: 4_194_304
+                },
+                CloneProgress {
+                    receiver: "db-mysql-4".into(),
+                    sent_bytes: 0,
+                    total_bytes: 4_194_304
+                },
+            ]
+        );
+        assert!(parse_clone_progress("").is_empty());
+    }
 
     fn configured(name: &str, io: bool, sql: bool, lag: Option<u64>) -> ReplicaHealth {
         ReplicaHealth::Configured {

@@ -18,6 +18,12 @@
 //!   recoveries, so that `RecoveryPeriodBlockSeconds` does not hold back the next failover.
 //! - `GET /api/end-downtime/:host/:port` → ends the "lost-in-recovery" downtime a failed
 //!   primary gets, so that it is again a candidate for the next promotion.
+//! - `GET /api/cluster/alias/:alias` → the cluster's instance objects (only `Key` read).
+//! - `GET /api/register-candidate/:host/:port/must_not` → the server is never promoted (a
+//!   replica about to be removed); the rule lasts CandidateInstanceExpireMinutes (60).
+//! - `GET /api/forget/:host/:port` → the server (removed) is dropped from the topology.
+//! - `GET /api/set-writeable/:host/:port` → `read_only = 0` on the server (a graceful
+//!   takeover that fails after turning the primary read-only leaves it so).
 //! - `GET /api/raft-leader` → `"10.0.0.82:10008"`: the raft leader's advertised address
 //!   (the node's own Service, whose HTTP port is 3000), or an error without raft.
 //! - Acting calls sent to a raft follower are passed on to the leader by Orchestrator, but
@@ -52,6 +58,13 @@ pub struct InstanceKey {
     pub port: u16,
 }
 
+/// An instance object of Orchestrator's API, of which only the key is read.
+#[derive(Deserialize)]
+struct Instance {
+    #[serde(rename = "Key")]
+    key: InstanceKey,
+}
+
 /// The Orchestrator calls the reconciler needs.
 pub trait Orchestrator: Send + Sync {
     /// Names of the topologies Orchestrator knows (`/api/clusters`).
@@ -76,6 +89,31 @@ pub trait Orchestrator: Send + Sync {
         base_url: &'a str,
         alias: &'a str,
         failed: &'a InstanceKey,
+    ) -> PlaneFuture<'a, ()>;
+
+    /// The servers Orchestrator knows in the cluster with this alias.
+    fn instances<'a>(
+        &'a self,
+        base_url: &'a str,
+        alias: &'a str,
+    ) -> PlaneFuture<'a, Vec<InstanceKey>>;
+
+    /// Keeps `server` from being promoted (it is about to be removed).
+    fn never_promote<'a>(
+        &'a self,
+        base_url: &'a str,
+        server: &'a InstanceKey,
+    ) -> PlaneFuture<'a, ()>;
+
+    /// Drops a removed `server` from the topology.
+    fn forget<'a>(&'a self, base_url: &'a str, server: &'a InstanceKey) -> PlaneFuture<'a, ()>;
+
+    /// Makes `server` writable (`read_only = 0`): the primary a failed takeover left
+    /// read-only.
+    fn set_writable<'a>(
+        &'a self,
+        base_url: &'a str,
+        server: &'a InstanceKey,
     ) -> PlaneFuture<'a, ()>;
 }
 
@@ -196,11 +234,6 @@ impl Orchestrator for HttpOrchestrator {
 
     fn primary<'a>(&'a self, base_url: &'a str, alias: &'a str) -> PlaneFuture<'a, InstanceKey> {
         async move {
-            #[derive(Deserialize)]
-            struct Instance {
-                #[serde(rename = "Key")]
-                key: InstanceKey,
-            }
             let leader = self.leader_url(base_url).await?;
             let instance: Instance = self
                 .get(format!(
@@ -267,6 +300,65 @@ impl Orchestrator for HttpOrchestrator {
             Ok(())
         }
         .boxed()
+    }
+
+    fn instances<'a>(
+        &'a self,
+        base_url: &'a str,
+        alias: &'a str,
+    ) -> PlaneFuture<'a, Vec<InstanceKey>> {
+        async move {
+            let leader = self.leader_url(base_url).await?;
+            let instances: Vec<Instance> = self
+                .get(format!(
+                    "{leader}/api/cluster/alias/{}",
+                    encode_path_segment(alias)
+                ))
+                .await?;
+            Ok(instances.into_iter().map(|i| i.key).collect())
+        }
+        .boxed()
+    }
+
+    fn never_promote<'a>(
+        &'a self,
+        base_url: &'a str,
+        server: &'a InstanceKey,
+    ) -> PlaneFuture<'a, ()> {
+        self.act_on(base_url, "register-candidate", server, "/must_not")
+            .boxed()
+    }
+
+    fn forget<'a>(&'a self, base_url: &'a str, server: &'a InstanceKey) -> PlaneFuture<'a, ()> {
+        self.act_on(base_url, "forget", server, "").boxed()
+    }
+
+    fn set_writable<'a>(
+        &'a self,
+        base_url: &'a str,
+        server: &'a InstanceKey,
+    ) -> PlaneFuture<'a, ()> {
+        self.act_on(base_url, "set-writeable", server, "").boxed()
+    }
+}
+
+impl HttpOrchestrator {
+    /// An acting call on one server: `/api/<action>/<host>/<port><suffix>`.
+    async fn act_on(
+        &self,
+        base_url: &str,
+        action: &str,
+        server: &InstanceKey,
+        suffix: &str,
+    ) -> Result<(), DataPlaneError> {
+        let url = format!(
+            "{}/api/{action}/{}/{}{suffix}",
+            base_url.trim_end_matches('/'),
+            encode_path_segment(&server.hostname),
+            server.port
+        );
+        let answer: ActionResponse = self.get(url.clone()).await?;
+        answer.ok_or(&url).map(|_| ())
     }
 }
 

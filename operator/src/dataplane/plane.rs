@@ -48,6 +48,15 @@ pub enum DataPlaneError {
         /// Orchestrator's message.
         message: String,
     },
+    /// A MySQL server's clone donor could not be reached or read.
+    #[error("clone donor {donor}: {source}")]
+    Donor {
+        /// `host:port` of the donor.
+        donor: String,
+        /// What the connection said.
+        #[source]
+        source: std::io::Error,
+    },
     /// A call or a wait took longer than allowed.
     #[error("{what} timed out after {after:?}")]
     Timeout {

@@ -14,9 +14,9 @@ use futures::FutureExt;
 
 use super::mysql::PrimaryStatus;
 use super::{
-    BootstrapReport, ClusterHealth, DataPlaneError, InstanceKey, MysqlLogin, MysqlReplication,
-    MysqlServer, Orchestrator, PlaneFuture, RedisCluster, RedisNode, ReplicaHealth, ReplicaStatus,
-    ReplicationHealth,
+    BootstrapReport, CloneProgress, ClusterHealth, DataPlaneError, InstanceKey, MysqlLogin,
+    MysqlReplication, MysqlServer, Orchestrator, PlaneFuture, RedisCluster, RedisNode,
+    ReplicaHealth, ReplicaStatus, ReplicationHealth,
 };
 
 /// A replica fault a test can inject.
@@ -48,6 +48,11 @@ struct Script {
     orchestrator_calls: usize,
     fenced: Vec<String>,
     acknowledged: Vec<String>,
+    never_promoted: Vec<String>,
+    forgotten: Vec<String>,
+    made_writable: Vec<String>,
+    is_takeover_failing: bool,
+    clones: HashMap<String, Vec<CloneProgress>>,
 }
 
 impl Scripted {
@@ -103,6 +108,32 @@ impl Scripted {
     /// Calls made to Orchestrator's API so far (each periodic check makes one).
     pub fn orchestrator_calls(&self) -> usize {
         self.with(|s| s.orchestrator_calls)
+    }
+
+    /// Makes the clone donor of the server `donor` (pod name) report `copies`.
+    pub fn set_clone_progress(&self, donor: &str, copies: Vec<CloneProgress>) {
+        self.with(|s| s.clones.insert(donor.to_owned(), copies));
+    }
+
+    /// Servers Orchestrator was told never to promote, in order (host names).
+    pub fn never_promoted(&self) -> Vec<String> {
+        self.with(|s| s.never_promoted.clone())
+    }
+
+    /// Makes Orchestrator's graceful takeovers fail (after turning the primary read-only,
+    /// as a real one can), or succeed again.
+    pub fn set_takeover_failing(&self, is_failing: bool) {
+        self.with(|s| s.is_takeover_failing = is_failing);
+    }
+
+    /// Servers Orchestrator was told to make writable, in order (host names).
+    pub fn made_writable(&self) -> Vec<String> {
+        self.with(|s| s.made_writable.clone())
+    }
+
+    /// Servers Orchestrator was told to forget, in order (host names).
+    pub fn forgotten(&self) -> Vec<String> {
+        self.with(|s| s.forgotten.clone())
     }
 
     /// Servers fenced so far, in order.
@@ -171,6 +202,11 @@ impl RedisCluster for Scripted {
 }
 
 impl MysqlReplication for Scripted {
+    fn clone_progress<'a>(&'a self, donor: &'a MysqlServer) -> PlaneFuture<'a, Vec<CloneProgress>> {
+        let copies = self.with(|s| s.clones.get(&donor.name).cloned().unwrap_or_default());
+        async move { Ok(copies) }.boxed()
+    }
+
     fn fence<'a>(&'a self, _login: &'a MysqlLogin, server: &'a MysqlServer) -> PlaneFuture<'a, ()> {
         self.with(|s| s.fenced.push(server.name.clone()));
         async { Ok(()) }.boxed()
@@ -295,6 +331,11 @@ impl Orchestrator for Scripted {
             if s.is_orchestrator_down {
                 return Err(down());
             }
+            if s.is_takeover_failing {
+                return Err(DataPlaneError::Topology(
+                    "scripted: the takeover failed after the primary turned read-only".into(),
+                ));
+            }
             let pod = to.hostname.split('.').next().unwrap_or_default();
             s.primary = Some(pod.to_owned());
             Ok(to.clone())
@@ -314,6 +355,79 @@ impl Orchestrator for Scripted {
                 return Err(down());
             }
             s.acknowledged.push(failed.hostname.clone());
+            Ok(())
+        });
+        async move { answer }.boxed()
+    }
+
+    /// The primary, and the servers told never to be promoted that were not forgotten
+    /// since: what a scale-down leaves in Orchestrator's view.
+    fn instances<'a>(
+        &'a self,
+        _base_url: &'a str,
+        alias: &'a str,
+    ) -> PlaneFuture<'a, Vec<InstanceKey>> {
+        let answer = self.with(|s| {
+            s.orchestrator_calls += 1;
+            if s.is_orchestrator_down {
+                return Err(down());
+            }
+            let mut hosts: Vec<String> = s
+                .primary
+                .iter()
+                .map(|pod| format!("{pod}.{alias}-mysql"))
+                .collect();
+            hosts.extend(
+                s.never_promoted
+                    .iter()
+                    .filter(|host| !s.forgotten.contains(host))
+                    .cloned(),
+            );
+            Ok(hosts
+                .into_iter()
+                .map(|hostname| InstanceKey {
+                    hostname,
+                    port: 3306,
+                })
+                .collect())
+        });
+        async move { answer }.boxed()
+    }
+
+    fn never_promote<'a>(
+        &'a self,
+        _base_url: &'a str,
+        server: &'a InstanceKey,
+    ) -> PlaneFuture<'a, ()> {
+        self.act_on(server, |s| &mut s.never_promoted)
+    }
+
+    fn forget<'a>(&'a self, _base_url: &'a str, server: &'a InstanceKey) -> PlaneFuture<'a, ()> {
+        self.act_on(server, |s| &mut s.forgotten)
+    }
+
+    fn set_writable<'a>(
+        &'a self,
+        _base_url: &'a str,
+        server: &'a InstanceKey,
+    ) -> PlaneFuture<'a, ()> {
+        self.act_on(server, |s| &mut s.made_writable)
+    }
+}
+
+impl Scripted {
+    /// An acting call on one server, recorded in the list `record` picks.
+    fn act_on<'a>(
+        &'a self,
+        server: &'a InstanceKey,
+        record: fn(&mut Script) -> &mut Vec<String>,
+    ) -> PlaneFuture<'a, ()> {
+        let answer = self.with(|s| {
+            s.orchestrator_calls += 1;
+            if s.is_orchestrator_down {
+                return Err(down());
+            }
+            record(s).push(server.hostname.clone());
             Ok(())
         });
         async move { answer }.boxed()

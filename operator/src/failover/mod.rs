@@ -27,4 +27,7 @@ pub mod switchover;
 
 pub use hook::{FailoverHook, failover_hook};
 pub use record::{Observed, ROLE_LABEL, ensure_primary_label, observe_primary};
-pub use switchover::{SWITCHOVER_ANNOTATION, acknowledge_last_failover, switch_over_if_asked};
+pub use switchover::{
+    SWITCHOVER_ANNOTATION, acknowledge_last_failover, announce_switchover, hand_over, instance_key,
+    publish, switch_over_if_asked,
+};

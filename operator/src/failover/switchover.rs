@@ -27,7 +27,7 @@ use crate::reconcile::build::MYSQL_PORT;
 pub const SWITCHOVER_ANNOTATION: &str = "sns-platform.dev/switchover";
 
 /// A server's name in Orchestrator: its report_host, `<pod>.<cluster>-mysql`.
-fn instance_key(cluster: &str, pod: &str) -> InstanceKey {
+pub fn instance_key(cluster: &str, pod: &str) -> InstanceKey {
     InstanceKey {
         hostname: format!("{pod}.{cluster}-mysql"),
         port: MYSQL_PORT as u16,
@@ -79,18 +79,18 @@ pub async fn acknowledge_last_failover(context: &Context, cluster: &SnsCluster, 
 
 /// Carries out a switchover the annotation asks for (the cluster is healthy: every server
 /// answers and replicates). `primary` is the current primary, `replicas` the other pods.
+/// True when there was a request (carried out or not).
 pub async fn switch_over_if_asked(
     context: &Context,
     cluster: &SnsCluster,
     namespace: &str,
     primary: &str,
     replicas: &[String],
-) -> Result<(), Error> {
+) -> Result<bool, Error> {
     let Some(asked) = cluster.annotations().get(SWITCHOVER_ANNOTATION).cloned() else {
-        return Ok(());
+        return Ok(false);
     };
     let name = cluster.name_any();
-    let label = format!("{namespace}/{name}");
     // The annotation comes off first: a request is carried out at most once, even when
     // what follows fails or the operator stops half-way (the Events say what happened).
     let clusters = Api::<SnsCluster>::namespaced(context.client.clone(), namespace);
@@ -109,60 +109,132 @@ pub async fn switch_over_if_asked(
         pod if replicas.iter().any(|r| r == pod) => Some(pod.to_owned()),
         _ => None,
     };
-    let outcome = match target {
+    let outcome = match &target {
         _ if asked.trim() == primary => Ok(format!("{primary} is the primary already")),
         None => Err(format!(
             "{asked} is no replica of this cluster (replicas: {})",
             replicas.join(", ")
         )),
-        Some(target) => {
-            tracing::info!(cluster = %label, from = %primary, to = %target, "switching over");
-            let url = orchestrator::service_url(namespace, &name);
-            let to = instance_key(&name, &target);
-            match context
-                .data_plane
-                .orchestrator
-                .graceful_takeover(&url, &name, &to)
-                .await
-            {
-                Ok(promoted) => {
-                    let pods: Vec<Pod> =
-                        crate::health::component_pods(context, namespace, &name, "mysql")
-                            .await
-                            .map_err(Error::observe("listing MySQL pods"))?;
-                    let promoted_pod = crate::health::pod_for_host(&promoted.hostname, &pods)
-                        .unwrap_or(&target)
-                        .to_owned();
-                    observe_primary(context, namespace, &name, &promoted_pod, Some(primary))
-                        .await?;
-                    super::ensure_primary_label(context, namespace, &label, &pods, &promoted_pod)
-                        .await?;
-                    Ok(format!(
-                        "Orchestrator handed the primary role from {primary} over to {promoted_pod}"
-                    ))
-                }
-                Err(error) => Err(format!("Orchestrator's takeover failed: {error}")),
-            }
-        }
+        Some(target) => hand_over(context, namespace, &name, primary, target).await?,
     };
+    announce_switchover(context, cluster, outcome, target.as_deref()).await;
+    Ok(true)
+}
+
+/// The Event (and log line) of a switchover: `Switchover` with what happened, or
+/// `SwitchoverFailed` with why; about the pod it promoted or was to promote.
+pub async fn announce_switchover(
+    context: &Context,
+    cluster: &SnsCluster,
+    outcome: Result<String, String>,
+    target: Option<&str>,
+) {
     let (type_, reason, note) = match outcome {
         Ok(note) => (EventType::Normal, "Switchover", note),
         Err(note) => (EventType::Warning, "SwitchoverFailed", note),
     };
-    tracing::info!(cluster = %label, %reason, %note, "switchover request handled");
+    let label = format!(
+        "{}/{}",
+        cluster.namespace().unwrap_or_default(),
+        cluster.name_any()
+    );
+    tracing::info!(cluster = %label, %reason, %note, "switchover handled");
+    publish(context, cluster, type_, reason, "Switchover", note, target).await;
+}
+
+/// Hands the primary role from `primary` to the replica pod `target` through Orchestrator's
+/// graceful takeover, and records the promoted server (status, label). `Ok(Err(why))` when
+/// Orchestrator refused or failed; `Err` only for Kubernetes failures.
+pub async fn hand_over(
+    context: &Context,
+    namespace: &str,
+    name: &str,
+    primary: &str,
+    target: &str,
+) -> Result<Result<String, String>, Error> {
+    let label = format!("{namespace}/{name}");
+    tracing::info!(cluster = %label, from = %primary, to = %target, "switching over");
+    let url = orchestrator::service_url(namespace, name);
+    let to = instance_key(name, target);
+    match context
+        .data_plane
+        .orchestrator
+        .graceful_takeover(&url, name, &to)
+        .await
+    {
+        Ok(promoted) => {
+            let pods: Vec<Pod> = crate::health::component_pods(context, namespace, name, "mysql")
+                .await
+                .map_err(Error::observe("listing MySQL pods"))?;
+            let promoted_pod = crate::health::pod_for_host(&promoted.hostname, &pods)
+                .unwrap_or(target)
+                .to_owned();
+            observe_primary(context, namespace, name, &promoted_pod, Some(primary)).await?;
+            super::ensure_primary_label(context, namespace, &label, &pods, &promoted_pod).await?;
+            Ok(Ok(format!(
+                "Orchestrator handed the primary role from {primary} over to {promoted_pod}"
+            )))
+        }
+        Err(error) => {
+            // A takeover turns the primary read-only first; one that fails after that
+            // leaves no server taking writes. While Orchestrator still names the old
+            // primary, it takes writes again.
+            let mut why = format!("Orchestrator's takeover failed: {error}");
+            let old = instance_key(name, primary);
+            let plane = &context.data_plane.orchestrator;
+            match plane.primary(&url, name).await {
+                Ok(current) if current.hostname.split('.').next() == Some(primary) => {
+                    match plane.set_writable(&url, &old).await {
+                        Ok(()) => why.push_str(&format!("; {primary} takes writes again")),
+                        Err(error) => why.push_str(&format!(
+                            "; {primary} may be left read-only, and making it writable failed: {error}"
+                        )),
+                    }
+                }
+                Ok(current) => why.push_str(&format!(
+                    "; Orchestrator names {} as the primary now",
+                    current.hostname
+                )),
+                Err(error) => why.push_str(&format!(
+                    "; Orchestrator cannot say which server is the primary now: {error}"
+                )),
+            }
+            Ok(Err(why))
+        }
+    }
+}
+
+/// Publishes an Event about the cluster, naming the pod it concerns (`pod`) as its related
+/// object: the recorder folds Events of one reason, action and related object into a
+/// count that keeps the first note, so Events about different pods must name them to stay
+/// apart. A failure to publish is logged, never fatal.
+pub async fn publish(
+    context: &Context,
+    cluster: &SnsCluster,
+    type_: EventType,
+    reason: &str,
+    action: &str,
+    note: String,
+    pod: Option<&str>,
+) {
     let event = Event {
         type_,
         reason: reason.into(),
         note: Some(note),
-        action: "Switchover".into(),
-        secondary: None,
+        action: action.into(),
+        secondary: pod.map(|pod| k8s_openapi::api::core::v1::ObjectReference {
+            api_version: Some("v1".into()),
+            kind: Some("Pod".into()),
+            name: Some(pod.to_owned()),
+            namespace: cluster.namespace(),
+            ..Default::default()
+        }),
     };
     if let Err(error) = context
         .recorder
         .publish(&event, &cluster.object_ref(&()))
         .await
     {
-        tracing::warn!(cluster = %label, %error, "could not publish the switchover event");
+        tracing::warn!(cluster = %cluster.name_any(), %error, reason, "could not publish an event");
     }
-    Ok(())
 }

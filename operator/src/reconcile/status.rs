@@ -4,12 +4,14 @@
 //! ```text
 //! ApiReady          API Deployment's ready replicas
 //! MysqlReady        StatefulSet ready, then: a primary known, every replica replicating within the lag limit
+//!                   (while a new server receives its copy, reason Cloning says how far it got)
 //! RedisReady        StatefulSet ready, then: the Redis Cluster formed and cluster_state ok
 //! OrchestratorReady Orchestrator's StatefulSet ready (each node ready has a raft leader)
 //! ProxysqlReady     ProxySQL's Deployment ready (when ProxySQL is enabled)
 //! MonitoringReady   Prometheus, Alertmanager and Grafana ready (when monitoring, or Grafana, is enabled)
 //! Ready             all of them;  Progressing  not all of them yet
 //! Degraded     something that worked has failed (replication stopped or lagging, cluster_state fail)
+//! BackupReady  (with spec.backup; not part of Ready) the last scheduled backup is in the bucket
 //! ```
 //!
 //! A condition's message says why it waits; its transition time only moves when its status
@@ -32,6 +34,7 @@ pub async fn observe(
     cluster: &SnsCluster,
     namespace: &str,
     report: &health::Report,
+    backup: Option<crate::backup::BackupObservation>,
 ) -> Result<SnsClusterStatus, Error> {
     let name = cluster.name_any();
     let deployments = Api::<Deployment>::namespaced(client.clone(), namespace);
@@ -110,6 +113,14 @@ pub async fn observe(
     let mut conditions = Vec::new();
     let mut component = |type_: &str, ready: bool, waiting: String, data_plane: &Health| {
         let (status, reason, message) = match (ready, data_plane) {
+            // A new MySQL server receiving its copy: how far it got says more than a count.
+            (
+                false,
+                Health::Waiting {
+                    reason: "Cloning",
+                    message,
+                },
+            ) => ("False", "Cloning", message.clone()),
             (false, _) => ("False", "Waiting", waiting),
             (true, Health::Healthy) => ("True", "Ready", format!("{type_} is ready")),
             // Pods ready, data plane not (yet): say why.
@@ -228,6 +239,17 @@ pub async fn observe(
     };
     let mut all_conditions = vec![ready, progressing, degraded];
     all_conditions.extend(conditions);
+    // Backups say nothing about whether the cluster serves: not part of Ready.
+    if let Some(backup) = &backup {
+        all_conditions.push(condition(
+            &previous,
+            "BackupReady",
+            if backup.ready { "True" } else { "False" },
+            backup.reason,
+            &backup.message,
+            generation,
+        ));
+    }
     Ok(SnsClusterStatus {
         observed_generation: generation,
         conditions: all_conditions,
@@ -242,6 +264,7 @@ pub async fn observe(
                 .clone()
                 .or_else(|| previous.redis.cluster_state.clone()),
         },
+        backup: backup.map(|b| b.status),
     })
 }
 

@@ -116,13 +116,14 @@ fn deployment(
     )
 }
 
-/// The writer URL and the reader URLs (comma-separated) of the API's two pools. The writer
-/// pool serves every write and every read that must see one (a lagging replica must not
-/// answer a login right after a registration); the reader pool serves the rest.
+/// The writer URL and the reader URL of the API's two pools. The writer pool serves every
+/// write and every read that must see one (a lagging replica must not answer a login right
+/// after a registration); the reader pool serves the rest.
 ///
 /// Behind ProxySQL: its writer port, and its reader port, which spreads SELECTs over the
-/// replicas. Without it: the primary's Service, and every server by its stable name (the
-/// API round-robins over those that answer, so a failed or promoted server costs nothing).
+/// replicas. Without it: the primary's Service, and the readers' Service in front of every
+/// Ready server (each new connection goes to one of them). Neither names a server, so
+/// adding or removing a replica changes nothing in the API's pods: none restarts.
 fn database_urls(naming: &Naming<'_>, cluster: &SnsCluster) -> (String, String) {
     let url = |host: &str, port: i32| {
         format!(
@@ -137,15 +138,9 @@ fn database_urls(naming: &Naming<'_>, cluster: &SnsCluster) -> (String, String) 
             url(&proxysql, proxysql::PROXYSQL_READER_PORT),
         )
     } else {
-        let readers = naming
-            .pod_hosts(mysql::COMPONENT, mysql::servers(cluster))
-            .iter()
-            .map(|host| url(host, mysql::MYSQL_PORT))
-            .collect::<Vec<_>>()
-            .join(",");
         (
             url(&mysql::primary_service(naming), mysql::MYSQL_PORT),
-            readers,
+            url(&mysql::readers_service(naming), mysql::MYSQL_PORT),
         )
     }
 }
@@ -231,12 +226,10 @@ mod tests {
             value_of(&env, "API_DATABASE_URL")["value"],
             "mysql://sns:$(DATABASE_PASSWORD)@prod-mysql-primary:3306/sns"
         );
-        let readers = value_of(&env, "API_DATABASE_READER_URLS")["value"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        assert_eq!(readers.split(',').count(), 3, "{readers}");
-        assert!(readers.contains("@prod-mysql-2.prod-mysql:3306/sns"));
+        assert_eq!(
+            value_of(&env, "API_DATABASE_READER_URLS")["value"],
+            "mysql://sns:$(DATABASE_PASSWORD)@prod-mysql-read:3306/sns"
+        );
     }
 
     #[test]

@@ -2,19 +2,23 @@
 //! ([`ClusterObjects`]) and the Secrets the controller generates for them.
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::{Resource, ResourceExt};
 use serde_json::Value;
 
 use super::naming::Naming;
-use super::{api, grafana, mysql, orchestrator, prometheus, proxysql, redis};
+use super::{api, backup, grafana, mysql, orchestrator, prometheus, proxysql, redis};
 use crate::crd::SnsCluster;
 
 /// Where Orchestrator's failover hooks and Prometheus reach the operator unless told
 /// otherwise: the metrics Service of the chart installed as `sns-operator` in `sns-system`
 /// (as `manifests/install.yaml` does; the chart passes its own address in any case).
 pub const DEFAULT_OPERATOR_ADDRESS: &str = "sns-operator-metrics.sns-system.svc:8080";
+
+/// The operator's image when it is not told its own (`--image`, which the chart sets).
+pub const DEFAULT_OPERATOR_IMAGE: &str = "ghcr.io/sns-platform/sns-operator:latest";
 
 /// What the builders need besides the SnsCluster itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +28,13 @@ pub struct BuildInputs {
     pub owned: bool,
     /// `host:port` of the operator's HTTP endpoint (failover hooks, `/metrics`).
     pub operator_address: String,
+    /// MySQL servers the StatefulSet keeps while a scale-down is not yet safe (the primary
+    /// is among the servers to go, or they are not drained yet); `None` (or fewer than the
+    /// spec's) runs what the spec asks for. Only the StatefulSet and its topology use it:
+    /// clients are pointed at the servers that stay at once.
+    pub mysql_servers_kept: Option<i32>,
+    /// The operator's image, which the backup CronJob runs.
+    pub operator_image: String,
 }
 
 impl Default for BuildInputs {
@@ -31,6 +42,8 @@ impl Default for BuildInputs {
         Self {
             owned: false,
             operator_address: DEFAULT_OPERATOR_ADDRESS.to_owned(),
+            mysql_servers_kept: None,
+            operator_image: DEFAULT_OPERATOR_IMAGE.to_owned(),
         }
     }
 }
@@ -48,6 +61,8 @@ pub struct ClusterObjects {
     pub deployments: Vec<Deployment>,
     /// Disruption budgets.
     pub disruption_budgets: Vec<PodDisruptionBudget>,
+    /// The MySQL backup schedule (with `spec.backup`).
+    pub cron_jobs: Vec<CronJob>,
 }
 
 /// Why an object could not be built.
@@ -99,13 +114,16 @@ pub fn build_cluster_with(
     };
     let mut objects = ClusterObjects::default();
     // The data tier first: apply order follows, so clients find their servers' Services.
-    mysql::build(&naming, cluster, &mut objects)?;
+    mysql::build(&naming, cluster, inputs, &mut objects)?;
     redis::build(&naming, cluster, &mut objects)?;
     api::build(&naming, cluster, &mut objects)?;
     if cluster.spec.mysql.proxysql.enabled {
         proxysql::build(&naming, cluster, &mut objects)?;
     }
     orchestrator::build(&naming, cluster, inputs, &mut objects)?;
+    if let Some(backup) = &cluster.spec.backup {
+        backup::build(&naming, cluster, backup, inputs, &mut objects)?;
+    }
     if cluster.spec.monitoring.enabled {
         prometheus::build(&naming, cluster, inputs, &mut objects)?;
         if cluster.spec.monitoring.grafana.enabled {
@@ -181,6 +199,9 @@ impl ClusterObjects {
         for object in &self.disruption_budgets {
             values.push(serde_json::to_value(object)?);
         }
+        for object in &self.cron_jobs {
+            values.push(serde_json::to_value(object)?);
+        }
         Ok(values)
     }
 }
@@ -237,6 +258,86 @@ pub(super) mod fixtures {
 }
 
 #[cfg(test)]
+mod pod_templates {
+    //! Upgrading the operator must restart no pod of a running cluster: every pod template it
+    //! renders is pinned here. A change to one rolls that workload in every cluster when the
+    //! new operator starts; when that is intended (and said in the release notes), update
+    //! `pod-templates.lock` with the lines this test prints.
+
+    use serde_json::{Value, json};
+
+    use super::fixtures::cluster;
+    use super::*;
+    use crate::reconcile::build::naming::config_hash;
+
+    /// The JSON text of `value` with every object's keys sorted, so that the pin follows
+    /// what the template says, not how a serializer orders it.
+    fn canonical(value: &Value) -> String {
+        match value {
+            Value::Object(map) => {
+                let mut keys: Vec<&String> = map.keys().collect();
+                keys.sort();
+                let fields: Vec<String> = keys
+                    .into_iter()
+                    .map(|key| format!("{}:{}", json!(key), canonical(&map[key])))
+                    .collect();
+                format!("{{{}}}", fields.join(","))
+            }
+            Value::Array(items) => {
+                format!(
+                    "[{}]",
+                    items.iter().map(canonical).collect::<Vec<_>>().join(",")
+                )
+            }
+            other => other.to_string(),
+        }
+    }
+
+    fn templates(spec: Value) -> Vec<String> {
+        let objects = build_cluster(&cluster(spec), true).unwrap();
+        let mut lines = Vec::new();
+        for value in objects.to_values().unwrap() {
+            let template = &value["spec"]["template"];
+            if template.is_null() {
+                continue;
+            }
+            let id = format!(
+                "{}/{}",
+                value["kind"].as_str().unwrap(),
+                value["metadata"]["name"].as_str().unwrap()
+            );
+            lines.push(format!("{id} {}", config_hash(&[&canonical(template)])));
+        }
+        lines
+    }
+
+    #[test]
+    fn the_pod_templates_of_a_running_cluster_do_not_change_with_an_operator_upgrade() {
+        let mut lines = vec!["# minimal".to_owned()];
+        lines.extend(templates(json!({})));
+        lines.push("# ha".to_owned());
+        lines.extend(templates(json!({
+            "api": {"replicas": 4, "resources": {"requests": {"cpu": "500m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}}},
+            "mysql": {"replicas": 3, "storage": "50Gi", "config": {"max_connections": "1000"},
+                      "orchestrator": {"replicas": 5}, "proxysql": {"replicas": 3}},
+            "redis": {"masters": 6, "replicasPerMaster": 1, "maxmemory": "2gb"},
+        })));
+        lines.push("# without ProxySQL and Grafana".to_owned());
+        lines.extend(templates(json!({
+            "mysql": {"proxysql": {"enabled": false}},
+            "monitoring": {"grafana": {"enabled": false}},
+        })));
+        let rendered = lines.join("\n") + "\n";
+        let pinned = include_str!("pod-templates.lock");
+        assert!(
+            rendered == pinned,
+            "pod templates changed: an operator upgrade would restart these workloads in every \
+             cluster. If intended, put this in operator/src/reconcile/build/pod-templates.lock:\n{rendered}"
+        );
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
     use serde_json::json;
@@ -285,6 +386,7 @@ mod tests {
             "ConfigMap/prod-proxysql",
             "ConfigMap/prod-orchestrator",
             "Service/prod-mysql",
+            "Service/prod-mysql-read",
             "Service/prod-mysql-primary",
             "Service/prod-redis",
             "Service/prod-api",

@@ -4,14 +4,21 @@
 //!
 //! ```text
 //! ConfigMap <c>-mysql     sns.cnf (GTID settings + spec.mysql.config), start.sh,
-//!                         users.sql (template: @@..._PASSWORD@@), render.awk
+//!                         users.sql (template: @@..._PASSWORD@@), render.awk, donor.sh
 //! Service   <c>-mysql     headless: <c>-mysql-N.<c>-mysql for replication, ProxySQL,
 //!                         Orchestrator and Prometheus
 //! ConfigMap <c>-mysql-topology   primary: the pod recorded as primary (start.sh lets only
-//!                         it take writes)
+//!                         it take writes); servers: how many there are (read at start,
+//!                         never in the pod template: a new replica restarts no other)
+//! Service   <c>-mysql-read  every Ready server: the API's reads (without ProxySQL)
 //! Service   <c>-mysql-primary  that pod (by name: a recreated pod is selected at once; the
 //!                         operator also moves the sns-platform.dev/role=primary label)
-//! StatefulSet <c>-mysql   mariadb (+ mysqld-exporter :9104 when monitoring is on)
+//! StatefulSet <c>-mysql   mariadb, clone-donor :3307 (a copy of the server's data for a
+//!                         new one, mariadb-backup), mysqld-exporter :9104 (monitoring);
+//!                         OnDelete: the operator restarts servers itself, replicas first
+//!                         and the primary last after a switchover (`rollout`); the hash
+//!                         of the configuration files in the template, so a change to
+//!                         them is such a roll; a removed replica's volume is deleted
 //! ```
 
 use std::collections::BTreeMap;
@@ -19,14 +26,19 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use serde_json::{Value, json};
 
-use super::cluster::{BuildError, ClusterObjects};
-use super::mysql_init::{RENDER_AWK, START_SH, users_sql};
-use super::naming::{Naming, config_map, headless_service, secret_env, service, typed};
+use super::cluster::{BuildError, BuildInputs, ClusterObjects};
+use super::mysql_init::{DONOR_SH, RENDER_AWK, START_SH, users_sql};
+use super::naming::{
+    CONFIG_HASH_ANNOTATION, Naming, config_hash, config_map, headless_service, secret_env, service,
+    typed,
+};
 use super::{orchestrator, proxysql};
 use crate::crd::{Durability, MysqlSpec, SnsCluster};
 
 /// MySQL's port.
 pub const MYSQL_PORT: i32 = 3306;
+/// The clone donor's port (donor.sh), where a new server gets a copy of an existing one.
+pub const CLONE_PORT: i32 = 3307;
 /// mysqld-exporter's port.
 pub(super) const EXPORTER_PORT: i32 = 9104;
 
@@ -53,18 +65,24 @@ pub(super) const EXPORTER_USER: &str = "exporter";
 pub(super) fn build(
     naming: &Naming<'_>,
     cluster: &SnsCluster,
+    inputs: &BuildInputs,
     objects: &mut ClusterObjects,
 ) -> Result<(), BuildError> {
+    let running = running_servers(cluster, inputs);
     let name = naming.name(COMPONENT);
+    let cnf = my_cnf(cluster);
+    let users = users_sql(cluster.spec.monitoring.enabled);
+    let hash = config_hash(&[&cnf, START_SH, &users, RENDER_AWK, DONOR_SH]);
     objects.config_maps.push(config_map(
         naming,
         &name,
         COMPONENT,
         json!({
-            "sns.cnf": my_cnf(cluster),
+            "sns.cnf": cnf,
             "start.sh": START_SH,
-            "users.sql": users_sql(cluster.spec.monitoring.enabled),
+            "users.sql": users,
             "render.awk": RENDER_AWK,
+            "donor.sh": DONOR_SH,
         }),
     )?);
     objects.services.push(headless_service(
@@ -73,12 +91,21 @@ pub(super) fn build(
         COMPONENT,
         json!([{ "name": "mysql", "port": MYSQL_PORT, "targetPort": MYSQL_PORT }]),
     )?);
+    objects.services.push(service(
+        naming,
+        &readers_service(naming),
+        COMPONENT,
+        json!({
+            "selector": naming.selector(COMPONENT),
+            "ports": [{ "name": "mysql", "port": MYSQL_PORT, "targetPort": MYSQL_PORT }],
+        }),
+    )?);
     let primary = recorded_primary(cluster, &name);
     objects.config_maps.push(config_map(
         naming,
         &naming.name(TOPOLOGY),
         COMPONENT,
-        json!({ "primary": primary }),
+        json!({ "primary": primary, "servers": running.to_string() }),
     )?);
     let mut selector = naming.selector(COMPONENT);
     selector["statefulset.kubernetes.io/pod-name"] = json!(primary);
@@ -91,13 +118,20 @@ pub(super) fn build(
             "ports": [{ "name": "mysql", "port": MYSQL_PORT, "targetPort": MYSQL_PORT }],
         }),
     )?);
-    objects.stateful_sets.push(stateful_set(naming, cluster)?);
+    objects
+        .stateful_sets
+        .push(stateful_set(naming, cluster, running, &hash)?);
     Ok(())
 }
 
 /// Service `<cluster>-mysql-primary`: the server that takes writes.
 pub(super) fn primary_service(naming: &Naming<'_>) -> String {
     naming.name("mysql-primary")
+}
+
+/// Service `<cluster>-mysql-read`: every Ready server, for reads that may lag.
+pub(super) fn readers_service(naming: &Naming<'_>) -> String {
+    naming.name("mysql-read")
 }
 
 /// ConfigMap `<cluster>-mysql-topology`: which server is the primary.
@@ -113,9 +147,15 @@ fn recorded_primary(cluster: &SnsCluster, stateful_set: &str) -> String {
         .unwrap_or_else(|| format!("{stateful_set}-0"))
 }
 
-/// Servers in the StatefulSet: the primary plus its read replicas.
+/// Servers the spec asks for: the primary plus its read replicas.
 pub(super) fn servers(cluster: &SnsCluster) -> i32 {
     cluster.spec.mysql.replicas + 1
+}
+
+/// Servers the StatefulSet runs: the spec's, or more while a scale-down waits
+/// (`BuildInputs::mysql_servers_kept`).
+fn running_servers(cluster: &SnsCluster, inputs: &BuildInputs) -> i32 {
+    servers(cluster).max(inputs.mysql_servers_kept.unwrap_or(0))
 }
 
 fn my_cnf(cluster: &SnsCluster) -> String {
@@ -181,7 +221,12 @@ fn durability_settings(mysql: &MysqlSpec) -> Vec<(String, String)> {
     settings
 }
 
-fn stateful_set(naming: &Naming<'_>, cluster: &SnsCluster) -> Result<StatefulSet, BuildError> {
+fn stateful_set(
+    naming: &Naming<'_>,
+    cluster: &SnsCluster,
+    running: i32,
+    hash: &str,
+) -> Result<StatefulSet, BuildError> {
     let name = naming.name(COMPONENT);
     let mysql = &cluster.spec.mysql;
     let monitoring = cluster.spec.monitoring.enabled;
@@ -202,7 +247,6 @@ fn stateful_set(naming: &Naming<'_>, cluster: &SnsCluster) -> Result<StatefulSet
         ),
         json!({ "name": "SNS_MYSQL_STATEFULSET", "value": name }),
         json!({ "name": "SNS_MYSQL_SERVICE", "value": name }),
-        json!({ "name": "SNS_MYSQL_SERVERS", "value": servers(cluster).to_string() }),
     ];
     let exporter_secret = naming.name(EXPORTER_SECRET);
     if monitoring {
@@ -228,6 +272,7 @@ fn stateful_set(naming: &Naming<'_>, cluster: &SnsCluster) -> Result<StatefulSet
             { "name": "initdb", "mountPath": "/docker-entrypoint-initdb.d" },
         ],
     })];
+    containers.push(donor_container(naming, cluster));
     if monitoring {
         containers.push(exporter_container(cluster, &exporter_secret));
     }
@@ -239,11 +284,24 @@ fn stateful_set(naming: &Naming<'_>, cluster: &SnsCluster) -> Result<StatefulSet
             "metadata": naming.metadata(&name, COMPONENT),
             "spec": {
                 "serviceName": name,
-                "replicas": servers(cluster),
+                "replicas": running,
                 "podManagementPolicy": "Parallel",
+                // The StatefulSet controller would restart servers in reverse ordinal order,
+                // the primary whenever its turn comes: the operator does it instead.
+                "updateStrategy": { "type": "OnDelete" },
+                // A replica scaled away takes its data with it: one added again later is
+                // cloned afresh rather than resuming from a copy that may be days behind.
+                // Deleting the SnsCluster keeps every volume.
+                "persistentVolumeClaimRetentionPolicy": {
+                    "whenScaled": "Delete",
+                    "whenDeleted": "Retain",
+                },
                 "selector": { "matchLabels": naming.selector(COMPONENT) },
                 "template": {
-                    "metadata": { "labels": naming.labels(COMPONENT) },
+                    "metadata": {
+                        "labels": naming.labels(COMPONENT),
+                        "annotations": { CONFIG_HASH_ANNOTATION: hash },
+                    },
                     "spec": {
                         "containers": containers,
                         "volumes": [
@@ -257,6 +315,8 @@ fn stateful_set(naming: &Naming<'_>, cluster: &SnsCluster) -> Result<StatefulSet
                             { "name": "users", "emptyDir": { "medium": "Memory" } },
                             // First-start replication setup (a password too): memory only.
                             { "name": "initdb", "emptyDir": { "medium": "Memory" } },
+                            // The clone donor's login and copies in progress: memory only.
+                            { "name": "donor", "emptyDir": { "medium": "Memory" } },
                         ],
                     },
                 },
@@ -270,6 +330,28 @@ fn stateful_set(naming: &Naming<'_>, cluster: &SnsCluster) -> Result<StatefulSet
             },
         }),
     )
+}
+
+/// The clone donor beside each server (donor.sh): the same image (mariadb-backup reads the
+/// server's files, so it must be the server's version), the data volume, and the passwords
+/// it checks and logs in with.
+fn donor_container(naming: &Naming<'_>, cluster: &SnsCluster) -> Value {
+    let secret = naming.name(SECRET);
+    json!({
+        "name": "clone-donor",
+        "image": cluster.spec.mysql.image,
+        "command": ["bash", "/etc/sns/mysql/donor.sh"],
+        "env": [
+            secret_env("MARIADB_ROOT_PASSWORD", &secret, ROOT_PASSWORD),
+            secret_env("REPLICATION_PASSWORD", &secret, REPLICATION_PASSWORD),
+        ],
+        "ports": [{ "name": "clone", "containerPort": CLONE_PORT }],
+        "volumeMounts": [
+            { "name": "data", "mountPath": "/var/lib/mysql" },
+            { "name": "config", "mountPath": "/etc/sns/mysql", "readOnly": true },
+            { "name": "donor", "mountPath": "/run/sns-donor" },
+        ],
+    })
 }
 
 /// mysqld-exporter beside each server: it sees its own server even when that server is
@@ -362,15 +444,76 @@ mod tests {
         );
     }
 
+    fn template(objects: &ClusterObjects, name: &str) -> serde_json::Value {
+        serde_json::to_value(named(&objects.stateful_sets, name)).unwrap()["spec"]["template"]
+            .clone()
+    }
+
+    #[test]
+    fn a_configuration_change_changes_the_template_and_a_new_replica_changes_no_server_template() {
+        let before = build(json!({}));
+        let hash =
+            &template(&before, "prod-mysql")["metadata"]["annotations"][CONFIG_HASH_ANNOTATION];
+        assert!(hash.is_string(), "{hash}");
+        let changed = build(json!({"mysql": {"config": {"max_connections": "500"}}}));
+        assert_ne!(
+            template(&changed, "prod-mysql"),
+            template(&before, "prod-mysql"),
+            "a configuration change is a new revision to roll"
+        );
+        let changed = build(json!({"redis": {"maxmemory": "1gb"}}));
+        assert_ne!(
+            template(&changed, "prod-redis"),
+            template(&before, "prod-redis")
+        );
+
+        let more = build(json!({"mysql": {"replicas": 4}}));
+        for stateful_set in ["prod-mysql", "prod-redis", "prod-orchestrator"] {
+            assert_eq!(
+                template(&more, stateful_set),
+                template(&before, stateful_set),
+                "{stateful_set}: adding replicas restarts none of its pods"
+            );
+        }
+        let sts = serde_json::to_value(named(&more.stateful_sets, "prod-mysql")).unwrap();
+        assert_eq!(sts["spec"]["replicas"], 5);
+        assert_eq!(sts["spec"]["updateStrategy"]["type"], "OnDelete");
+        assert_eq!(
+            sts["spec"]["persistentVolumeClaimRetentionPolicy"]["whenScaled"],
+            "Delete"
+        );
+        assert_eq!(file(&more, "prod-mysql-topology", "servers"), "5");
+    }
+
+    #[test]
+    fn a_scale_down_not_yet_safe_keeps_the_running_servers() {
+        let cluster = super::super::cluster::fixtures::cluster(json!({"mysql": {"replicas": 1}}));
+        let inputs = BuildInputs {
+            mysql_servers_kept: Some(3),
+            ..BuildInputs::default()
+        };
+        let objects = super::super::cluster::build_cluster_with(&cluster, &inputs).unwrap();
+        let sts = serde_json::to_value(named(&objects.stateful_sets, "prod-mysql")).unwrap();
+        assert_eq!(sts["spec"]["replicas"], 3);
+        assert_eq!(file(&objects, "prod-mysql-topology", "servers"), "3");
+        let api = serde_json::to_string(named(&objects.deployments, "prod-api")).unwrap();
+        assert!(
+            !api.contains("prod-mysql-2.prod-mysql"),
+            "the API no longer reads from a server that goes"
+        );
+    }
+
     #[test]
     fn the_exporter_is_a_sidecar_of_every_server_on_9104() {
         let objects = build(json!({}));
         let sts = serde_json::to_value(named(&objects.stateful_sets, "prod-mysql")).unwrap();
         let containers = &sts["spec"]["template"]["spec"]["containers"];
-        assert_eq!(containers[1]["name"], "mysqld-exporter");
-        assert_eq!(containers[1]["ports"][0]["containerPort"], EXPORTER_PORT);
+        assert_eq!(containers[1]["name"], "clone-donor");
+        assert_eq!(containers[1]["ports"][0]["containerPort"], CLONE_PORT);
+        assert_eq!(containers[2]["name"], "mysqld-exporter");
+        assert_eq!(containers[2]["ports"][0]["containerPort"], EXPORTER_PORT);
         assert_eq!(
-            containers[1]["args"],
+            containers[2]["args"],
             json!([
                 "--mysqld.address=127.0.0.1:3306",
                 "--mysqld.username=exporter"

@@ -5,6 +5,8 @@ use super::mysql::{APP_USER, EXPORTER_USER, MONITOR_USER, ORCHESTRATOR_USER};
 
 /// The MariaDB container's command (`assets/mysql/start.sh`).
 pub(super) const START_SH: &str = include_str!("../../../assets/mysql/start.sh");
+/// The clone donor's command (`assets/mysql/donor.sh`), beside every server.
+pub(super) const DONOR_SH: &str = include_str!("../../../assets/mysql/donor.sh");
 /// Template renderer shared by every container that needs a password in a file.
 pub(super) const RENDER_AWK: &str = include_str!("../../../assets/render.awk");
 
@@ -228,6 +230,7 @@ mod tests {
         if let Some(primary) = recorded {
             std::fs::write(root.join("etc/sns/topology/primary"), primary).unwrap();
         }
+        std::fs::write(root.join("etc/sns/topology/servers"), "3").unwrap();
         let config = root.join("etc/sns/mysql");
         std::fs::write(config.join("sns.cnf"), "[mysqld]\n").unwrap();
         std::fs::write(config.join("users.sql"), users_sql(true)).unwrap();
@@ -275,7 +278,6 @@ mod tests {
             .env("HOSTNAME", pod)
             .env("SNS_MYSQL_STATEFULSET", "prod-mysql")
             .env("SNS_MYSQL_SERVICE", "prod-mysql")
-            .env("SNS_MYSQL_SERVERS", "3")
             .env("SNS_MYSQL_CRASH_WAIT", "1")
             .env("SNS_PASSWORD", "s")
             .env("REPLICATION_PASSWORD", "r'pl")

@@ -172,8 +172,11 @@ fn hook(operator_address: &str) -> String {
 
 /// orchestrator.conf.json.
 fn config(naming: &Naming<'_>, cluster: &SnsCluster, inputs: &BuildInputs) -> Value {
+    // Server 0 only: Orchestrator finds the others through it (its primary, SHOW SLAVE
+    // HOSTS), and a seed list naming every server would change, and so restart
+    // Orchestrator, with each replica added or removed. Scale-down never removes server 0.
     let seeds: Vec<String> = naming
-        .pod_hosts(mysql::COMPONENT, mysql::servers(cluster))
+        .pod_hosts(mysql::COMPONENT, 1)
         .iter()
         .map(|host| format!("{host}:{MYSQL_PORT}"))
         .collect();
@@ -340,11 +343,7 @@ mod tests {
         assert_eq!(config["MySQLTopologyPassword"], "${ORC_TOPOLOGY_PASSWORD}");
         assert_eq!(
             config["DiscoverySeeds"],
-            json!([
-                "prod-mysql-0.prod-mysql:3306",
-                "prod-mysql-1.prod-mysql:3306",
-                "prod-mysql-2.prod-mysql:3306"
-            ])
+            json!(["prod-mysql-0.prod-mysql:3306"])
         );
     }
 
@@ -355,6 +354,8 @@ mod tests {
             &BuildInputs {
                 owned: false,
                 operator_address: "op.ops.svc:9000".into(),
+                mysql_servers_kept: None,
+                operator_image: "op:1".into(),
             },
         )
         .unwrap();

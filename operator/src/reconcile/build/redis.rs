@@ -5,7 +5,9 @@ use k8s_openapi::api::apps::v1::StatefulSet;
 use serde_json::json;
 
 use super::cluster::{BuildError, ClusterObjects};
-use super::naming::{Naming, config_map, headless_service, typed};
+use super::naming::{
+    CONFIG_HASH_ANNOTATION, Naming, config_hash, config_map, headless_service, typed,
+};
 use crate::crd::SnsCluster;
 
 /// Redis' port.
@@ -33,6 +35,7 @@ pub(super) fn build(
         redis.maxmemory,
         redis.policy.as_str()
     );
+    let hash = config_hash(&[&conf]);
     objects.config_maps.push(config_map(
         naming,
         &name,
@@ -45,7 +48,9 @@ pub(super) fn build(
         COMPONENT,
         json!([{ "name": "redis", "port": REDIS_PORT, "targetPort": REDIS_PORT }]),
     )?);
-    objects.stateful_sets.push(stateful_set(naming, cluster)?);
+    objects
+        .stateful_sets
+        .push(stateful_set(naming, cluster, &hash)?);
     Ok(())
 }
 
@@ -65,7 +70,13 @@ pub(super) fn node_urls(naming: &Naming<'_>, cluster: &SnsCluster) -> String {
         .join(",")
 }
 
-fn stateful_set(naming: &Naming<'_>, cluster: &SnsCluster) -> Result<StatefulSet, BuildError> {
+/// `hash`: of redis.conf, which Redis reads at start only; a change rolls the nodes one by
+/// one (a master's replica takes over while it restarts).
+fn stateful_set(
+    naming: &Naming<'_>,
+    cluster: &SnsCluster,
+    hash: &str,
+) -> Result<StatefulSet, BuildError> {
     let name = naming.name(COMPONENT);
     let redis = &cluster.spec.redis;
     let mut containers = vec![json!({
@@ -109,7 +120,10 @@ fn stateful_set(naming: &Naming<'_>, cluster: &SnsCluster) -> Result<StatefulSet
                 "podManagementPolicy": "Parallel",
                 "selector": { "matchLabels": naming.selector(COMPONENT) },
                 "template": {
-                    "metadata": { "labels": naming.labels(COMPONENT) },
+                    "metadata": {
+                        "labels": naming.labels(COMPONENT),
+                        "annotations": { CONFIG_HASH_ANNOTATION: hash },
+                    },
                     "spec": {
                         "containers": containers,
                         "volumes": [{ "name": "config", "configMap": { "name": name } }],
