@@ -76,6 +76,26 @@ impl S3Server {
         }
     }
 
+    /// The keys stored under `prefix` in the bucket, read from the server's directory,
+    /// sorted.
+    pub fn keys(&self, prefix: &str) -> Vec<String> {
+        fn walk(dir: &std::path::Path, base: &std::path::Path, keys: &mut Vec<String>) {
+            for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    walk(&path, base, keys);
+                } else if let Ok(key) = path.strip_prefix(base) {
+                    keys.push(key.to_string_lossy().into_owned());
+                }
+            }
+        }
+        let base = self.root.join(&self.bucket);
+        let mut keys = Vec::new();
+        walk(&base.join(prefix), &base, &mut keys);
+        keys.sort();
+        keys
+    }
+
     /// The bytes stored under `key` in the bucket, read from the server's directory.
     pub fn stored(&self, key: &str) -> Option<Vec<u8>> {
         std::fs::read(self.root.join(&self.bucket).join(key)).ok()

@@ -25,31 +25,20 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ListParams};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sns_e2e::api::ApiClient;
-use sns_e2e::cluster::{OPERATOR_NAMESPACE, TestCluster, condition, is_ready, seconds_since};
+use sns_e2e::cluster::{TestCluster, condition, seconds_since};
+use sns_e2e::install::{cluster_manifest, install_operator};
 use sns_e2e::node::{Node, eventually, repo_root};
 use sns_e2e::prometheus::Prometheus;
 use sns_e2e::s3::S3Server;
 
 #[path = "platform/failover.rs"]
 mod failover;
-
-/// Images `tests/env/build-images.sh` builds and imports into the node.
-const OPERATOR_IMAGE: (&str, &str) = ("localhost/sns-operator", "dev");
-const API_IMAGE: &str = "localhost/sns-api:dev";
-const MARIADB_IMAGE: &str = "localhost/mariadb:10.11";
-const REDIS_IMAGE: &str = "localhost/redis:7.0";
-const ORCHESTRATOR_IMAGE: &str = "localhost/orchestrator:3.2.6";
-const PROMETHEUS_IMAGE: &str = "localhost/prometheus:v2";
-const ALERTMANAGER_IMAGE: &str = "localhost/alertmanager:v0";
-const MYSQLD_EXPORTER_IMAGE: &str = "localhost/mysqld-exporter:v0";
-const REDIS_EXPORTER_IMAGE: &str = "localhost/redis-exporter:v1";
 
 /// The SnsCluster's name.
 const CLUSTER: &str = "e2e";
@@ -74,7 +63,10 @@ async fn the_platform_installs_serves_recovers_and_uninstalls_on_a_real_node() {
     );
 
     let applied = Instant::now();
-    node.apply(&cluster.namespace, &manifest(&s3));
+    node.apply(
+        &cluster.namespace,
+        &cluster_manifest(CLUSTER, Some(&s3)).to_string(),
+    );
     let status = cluster.wait_ready(600).await;
     println!(
         "e2e: SnsCluster Ready {} s after kubectl apply",
@@ -104,189 +96,6 @@ async fn the_platform_installs_serves_recovers_and_uninstalls_on_a_real_node() {
 
     deleting_the_cluster_removes_its_objects(&cluster).await;
     cluster.delete_namespace().await;
-}
-
-/// `helm install` of the chart with the image built here; the operator's pod runs under the
-/// chart's ServiceAccount and takes the leader Lease.
-async fn install_operator(node: &Node) {
-    let chart = repo_root().join("charts/sns-operator");
-    // A node kept from an earlier run may have the release: it is upgraded, and its pod
-    // restarted, so that it runs the image imported since (same tag, new content).
-    let (installed, _) = node.run(
-        "helm",
-        &["status", "sns-operator", "--namespace", OPERATOR_NAMESPACE],
-        None,
-    );
-    if installed {
-        // Helm installs a chart's CRDs only with the release, never on an upgrade: an
-        // upgrade applies the new CRD first, as the README says.
-        let crd = repo_root().join("crds/snsclusters.sns-platform.dev.yaml");
-        node.kubectl_ok(&[
-            "apply",
-            "--server-side",
-            "--force-conflicts",
-            "-f",
-            crd.to_str().expect("a UTF-8 path"),
-        ]);
-    }
-    node.helm_ok(&[
-        "upgrade",
-        "--install",
-        "sns-operator",
-        chart.to_str().expect("a UTF-8 path"),
-        "--namespace",
-        OPERATOR_NAMESPACE,
-        "--create-namespace",
-        "--set",
-        &format!("image.repository={}", OPERATOR_IMAGE.0),
-        "--set",
-        &format!("image.tag={}", OPERATOR_IMAGE.1),
-        "--set",
-        "image.pullPolicy=Never",
-        "--wait",
-        "--timeout",
-        "3m",
-    ]);
-    if installed {
-        for args in [
-            ["rollout", "restart", "deployment/sns-operator"],
-            ["rollout", "status", "deployment/sns-operator"],
-        ] {
-            let mut args = args.to_vec();
-            args.extend(["--namespace", OPERATOR_NAMESPACE]);
-            node.kubectl_ok(&args);
-        }
-    }
-    let pods: Api<Pod> = Api::namespaced(node.client.clone(), OPERATOR_NAMESPACE);
-    let pod = eventually(
-        60,
-        Duration::from_secs(1),
-        "one Ready operator pod (an earlier one gone)",
-        String::new,
-        || async {
-            let mut live: Vec<Pod> = pods
-                .list(&ListParams::default().labels("app.kubernetes.io/name=sns-operator"))
-                .await
-                .ok()?
-                .items
-                .into_iter()
-                .filter(|pod| pod.metadata.deletion_timestamp.is_none())
-                .collect();
-            (live.len() == 1 && is_ready(&live[0])).then(|| live.remove(0))
-        },
-    )
-    .await;
-    let spec = pod.spec.clone().unwrap_or_default();
-    assert_eq!(
-        spec.service_account_name.as_deref(),
-        Some("sns-operator"),
-        "the operator runs under the chart's ServiceAccount"
-    );
-    // The pod takes the Lease (at once, or once an earlier holder's term ran out).
-    let leases: Api<Lease> = Api::namespaced(node.client.clone(), OPERATOR_NAMESPACE);
-    let name = pod.name_any();
-    eventually(
-        60,
-        Duration::from_secs(1),
-        &format!("the operator's pod {name} to hold the leader Lease"),
-        String::new,
-        || async {
-            let holder = leases
-                .get_opt("sns-operator-leader")
-                .await
-                .ok()
-                .flatten()
-                .and_then(|lease| lease.spec)
-                .and_then(|spec| spec.holder_identity);
-            (holder.as_deref() == Some(name.as_str())).then_some(())
-        },
-    )
-    .await;
-
-    // Orchestrator's hook reaches the operator at the address the operator names by
-    // default (its metrics Service, port 8080): a call without the token is refused there.
-    let services: Api<Service> = Api::namespaced(node.client.clone(), OPERATOR_NAMESPACE);
-    let service = services
-        .get("sns-operator-metrics")
-        .await
-        .expect("the operator's metrics Service");
-    let spec = service.spec.unwrap_or_default();
-    let ip = spec.cluster_ip.unwrap_or_default();
-    let port = spec.ports.unwrap_or_default().first().map_or(0, |p| p.port);
-    assert_eq!(
-        format!("sns-operator-metrics.{OPERATOR_NAMESPACE}.svc:{port}"),
-        sns_operator::reconcile::build::DEFAULT_OPERATOR_ADDRESS,
-        "the chart's Service is where the operator's default hook address points"
-    );
-    // kube-proxy maps the Service to the pod within seconds of its becoming Ready.
-    let url = format!(
-        "http://{ip}:{port}{}",
-        sns_operator::reconcile::build::HOOK_PATH
-    );
-    let refused = eventually(
-        30,
-        Duration::from_millis(500),
-        "the operator's hook to answer through its Service",
-        String::new,
-        || async {
-            reqwest::Client::new()
-                .post(&url)
-                .json(&json!({}))
-                .send()
-                .await
-                .ok()
-                .map(|response| response.status())
-        },
-    )
-    .await;
-    assert_eq!(refused, StatusCode::UNAUTHORIZED);
-}
-
-/// 1 primary + 2 replicas, 3 Orchestrator nodes, 3 Redis masters with a replica each,
-/// monitoring on (without Grafana), no ProxySQL, uploads to the test's S3 server.
-fn manifest(s3: &S3Server) -> String {
-    json!({
-        "apiVersion": "sns-platform.dev/v1alpha1",
-        "kind": "SnsCluster",
-        "metadata": { "name": CLUSTER },
-        "spec": {
-            "api": {
-                "image": API_IMAGE,
-                "replicas": 2,
-                "s3": {
-                    "endpoint": s3.endpoint,
-                    "bucket": s3.bucket,
-                    "credentialsSecret": "s3-credentials",
-                },
-                // The failover cases' write load is many clients' worth from one address
-                // and a few accounts: the rate limits (tested on their own) would refuse it.
-                "env": [{ "name": "API_RATE_LIMIT_ENABLED", "value": "false" }],
-            },
-            "mysql": {
-                "image": MARIADB_IMAGE,
-                "replicas": 2,
-                "storage": "1Gi",
-                "orchestrator": { "image": ORCHESTRATOR_IMAGE, "replicas": 3 },
-                "proxysql": { "enabled": false },
-            },
-            "redis": {
-                "image": REDIS_IMAGE,
-                "masters": 3,
-                "replicasPerMaster": 1,
-                "storage": "1Gi",
-                "maxmemory": "64mb",
-            },
-            "monitoring": {
-                "enabled": true,
-                "prometheusImage": PROMETHEUS_IMAGE,
-                "alertmanagerImage": ALERTMANAGER_IMAGE,
-                "mysqldExporterImage": MYSQLD_EXPORTER_IMAGE,
-                "redisExporterImage": REDIS_EXPORTER_IMAGE,
-                "grafana": { "enabled": false },
-            },
-        },
-    })
-    .to_string()
 }
 
 /// The primary is the one Orchestrator names; the replicas replicate from it by GTID; the

@@ -17,15 +17,16 @@
 //! from the new one, and the cluster is Ready. At the end every acknowledged post and like
 //! is in the database.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{Endpoints, Pod, Service};
+use k8s_openapi::api::core::v1::{Endpoints, Pod};
 use kube::ResourceExt;
-use kube::api::{Api, DeleteParams};
+use kube::api::DeleteParams;
 use reqwest::{Method, StatusCode};
 use sns_e2e::api::ApiClient;
-use sns_e2e::cluster::{OPERATOR_NAMESPACE, TestCluster};
+use sns_e2e::cluster::TestCluster;
+use sns_e2e::install::operator_metrics_service;
 use sns_e2e::load::{Gap, WriteLoad};
 use sns_e2e::node::{env, eventually};
 use sns_operator::dataplane::orchestrator::encode_path_segment;
@@ -55,7 +56,7 @@ pub async fn failovers_under_load(cluster: &TestCluster, api: &ApiClient) {
         measured.push(mysql_case(cluster, &load, case, true).await);
     }
     let (posts, likes) = load.stop().await;
-    let lost = lost_writes(cluster, &posts, &likes).await;
+    let lost = cluster.lost_writes(&posts, &likes).await;
     println!(
         "e2e: {} posts and {} likes acknowledged during the MySQL cases; {lost} missing from the primary",
         posts.len(),
@@ -123,7 +124,7 @@ async fn mysql_case(
     let before = cluster.status().await;
     let old = before.mysql.primary.clone().expect("a recorded primary");
     let count = before.mysql.failover_count;
-    let api_restarts = restarts(cluster, "api").await;
+    let api_restarts = cluster.restarts("api").await;
     let hooks = hooks_received(cluster).await;
     let (events_before, _) = failover_events(cluster);
 
@@ -219,7 +220,7 @@ async fn mysql_case(
         "a Failover Event about {new}: {related:?}"
     );
     assert_eq!(
-        restarts(cluster, "api").await,
+        cluster.restarts("api").await,
         api_restarts,
         "no API container restarted"
     );
@@ -246,7 +247,7 @@ async fn mysql_case(
         Duration::from_secs(2),
         &format!("{old} back as a read-only replica of {new}"),
         || cluster.diagnostics(),
-        || async { replicates_from(cluster, &old, &new).then_some(()) },
+        || async { cluster.replicates_from(&old, &new).then_some(()) },
     )
     .await;
     cluster.wait_ready(240).await;
@@ -287,8 +288,7 @@ async fn async_primary_killed(cluster: &TestCluster, api: &ApiClient) -> Measure
         || async {
             pods.iter()
                 .all(|pod| {
-                    let (ok, out) = sql_try(
-                        cluster,
+                    let (ok, out) = cluster.sql_try(
                         pod,
                         "SELECT @@rpl_semi_sync_master_enabled, @@rpl_semi_sync_slave_enabled",
                     );
@@ -301,7 +301,7 @@ async fn async_primary_killed(cluster: &TestCluster, api: &ApiClient) -> Measure
     let load = WriteLoad::start(api, "aload_", Duration::from_millis(60)).await;
     let mut measured = mysql_case(cluster, &load, Fault::KillMariadbd, false).await;
     let (posts, likes) = load.stop().await;
-    let lost = lost_writes(cluster, &posts, &likes).await;
+    let lost = cluster.lost_writes(&posts, &likes).await;
     println!(
         "e2e: async: {} posts and {} likes acknowledged; {lost} missing from the new primary",
         posts.len(),
@@ -321,8 +321,7 @@ async fn semisync_is_on(cluster: &TestCluster) {
         .mysql
         .primary
         .expect("a recorded primary");
-    let status = sql(
-        cluster,
+    let status = cluster.sql(
         &primary,
         "SHOW GLOBAL STATUS WHERE Variable_name IN \
          ('Rpl_semi_sync_master_status', 'Rpl_semi_sync_master_clients')",
@@ -406,14 +405,7 @@ fn failover_events(cluster: &TestCluster) -> (i64, Vec<String>) {
 /// Authenticated failover reports the operator got from Orchestrator's hook for this
 /// cluster (`operator_failover_hooks_total`, on the operator's metrics Service).
 async fn hooks_received(cluster: &TestCluster) -> u64 {
-    let services: Api<Service> = Api::namespaced(cluster.node.client.clone(), OPERATOR_NAMESPACE);
-    let service = services
-        .get("sns-operator-metrics")
-        .await
-        .expect("the operator's metrics Service");
-    let spec = service.spec.unwrap_or_default();
-    let ip = spec.cluster_ip.unwrap_or_default();
-    let port = spec.ports.unwrap_or_default().first().map_or(0, |p| p.port);
+    let (ip, port) = operator_metrics_service(&cluster.node).await;
     let text = reqwest::get(format!("http://{ip}:{port}/metrics"))
         .await
         .expect("the operator's metrics")
@@ -453,95 +445,6 @@ async fn primary_service_is_on(cluster: &TestCluster, pod: &str) -> bool {
         .map(|a| a.ip)
         .collect();
     labelled == [pod] && ip.is_some_and(|ip| addresses == [ip])
-}
-
-/// Whether `replica` answers read_only=1 and replicates from `primary` with both threads.
-fn replicates_from(cluster: &TestCluster, replica: &str, primary: &str) -> bool {
-    let (ok, read_only) = sql_try(cluster, replica, "SELECT @@global.read_only");
-    // Vertical output names each field.
-    let (ok_too, out) = mariadb(cluster, replica, "SHOW SLAVE STATUS\\G", &[]);
-    ok && ok_too
-        && read_only.trim() == "1"
-        && out.contains(&format!("Master_Host: {primary}."))
-        && out.contains("Slave_IO_Running: Yes")
-        && out.contains("Slave_SQL_Running: Yes")
-}
-
-/// Restarts of the containers of a component's pods, in all.
-async fn restarts(cluster: &TestCluster, component: &str) -> i32 {
-    cluster
-        .pods(component)
-        .await
-        .iter()
-        .filter_map(|p| p.status.as_ref())
-        .flat_map(|s| s.container_statuses.clone().unwrap_or_default())
-        .map(|c| c.restart_count)
-        .sum()
-}
-
-/// Runs SQL as root in `pod`'s mariadb container; tab-separated rows.
-fn sql(cluster: &TestCluster, pod: &str, statement: &str) -> String {
-    let (ok, out) = sql_try(cluster, pod, statement);
-    assert!(ok, "{statement} on {pod}: {out}");
-    out
-}
-
-fn sql_try(cluster: &TestCluster, pod: &str, statement: &str) -> (bool, String) {
-    mariadb(cluster, pod, statement, &["--batch", "--skip-column-names"])
-}
-
-/// Runs the mariadb client as root in `pod`'s mariadb container with `options`.
-fn mariadb(cluster: &TestCluster, pod: &str, statement: &str, options: &[&str]) -> (bool, String) {
-    let script = format!(
-        "MYSQL_PWD=\"$MARIADB_ROOT_PASSWORD\" mariadb --user=root {} --execute=\"{statement}\"",
-        options.join(" ")
-    );
-    cluster.node.kubectl(&[
-        "exec",
-        "-n",
-        &cluster.namespace,
-        pod,
-        "-c",
-        "mariadb",
-        "--",
-        "bash",
-        "-c",
-        &script,
-    ])
-}
-
-/// Acknowledged posts and likes missing from the primary.
-async fn lost_writes(
-    cluster: &TestCluster,
-    posts: &BTreeSet<u64>,
-    likes: &BTreeMap<u64, BTreeSet<u64>>,
-) -> usize {
-    let primary = cluster.status().await.mysql.primary.expect("a primary");
-    let stored_posts: BTreeSet<u64> = sql(cluster, &primary, "SELECT id FROM sns.posts")
-        .lines()
-        .filter_map(|l| l.trim().parse().ok())
-        .collect();
-    let stored_likes: BTreeSet<(u64, u64)> = sql(
-        cluster,
-        &primary,
-        "SELECT post_id, user_id FROM sns.post_likes",
-    )
-    .lines()
-    .filter_map(|l| {
-        let mut fields = l.split('\t');
-        Some((fields.next()?.parse().ok()?, fields.next()?.parse().ok()?))
-    })
-    .collect();
-    let lost_posts = posts.difference(&stored_posts).count();
-    let lost_likes = likes
-        .iter()
-        .flat_map(|(post, likers)| likers.iter().map(move |liker| (*post, *liker)))
-        .filter(|like| !stored_likes.contains(like))
-        .count();
-    if lost_posts + lost_likes > 0 {
-        eprintln!("e2e: lost {lost_posts} posts and {lost_likes} likes");
-    }
-    lost_posts + lost_likes
 }
 
 /// A Redis master pod deleted under a (lighter) load: its replica is promoted by the
@@ -644,7 +547,7 @@ async fn redis_master_killed(cluster: &TestCluster, api: &ApiClient) -> Measured
     )
     .await;
     assert!(missing.is_empty());
-    let lost = lost_writes(cluster, &posts, &likes).await;
+    let lost = cluster.lost_writes(&posts, &likes).await;
     assert_eq!(lost, 0, "no acknowledged write lost with the Redis master");
     Measured {
         case: "Redis master pod deleted",
