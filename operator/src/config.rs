@@ -29,6 +29,9 @@ pub enum Command {
     Run(RunArgs),
     /// Take one backup of a cluster's MySQL to S3 (what the backup CronJob runs).
     Backup(crate::backup::BackupArgs),
+    /// Fetch a backup and the binary logs after it into server 0's empty data directory
+    /// (the init container of a cluster with `spec.restore`).
+    RestoreFetch(crate::backup::RestoreArgs),
     /// Print every object an SnsCluster stands for, as YAML, without a cluster.
     Render {
         /// The SnsCluster manifest (YAML).

@@ -29,6 +29,8 @@ pub struct Context {
     /// Per cluster (`namespace/name`), the time of the last failover whose Orchestrator
     /// recovery was acknowledged (a std mutex: never held across an `.await`).
     pub acknowledged_failovers: Mutex<HashMap<String, String>>,
+    /// The binary log archivers, one per cluster with `spec.backup`.
+    pub archivers: crate::backup::Archivers,
 }
 
 impl Context {
@@ -50,6 +52,7 @@ impl Context {
             data_plane,
             settings,
             acknowledged_failovers: Mutex::default(),
+            archivers: crate::backup::Archivers::default(),
         })
     }
 }

@@ -211,7 +211,15 @@ async fn reconcile_cluster(cluster: &SnsCluster, context: &Context) -> Result<Ac
     }
     let report = health::check(context, cluster, &namespace).await?;
     let backup = crate::backup::observe(context, cluster, &namespace).await;
-    let status = status::observe(client, cluster, &namespace, &report, backup).await?;
+    let status = status::observe(
+        client,
+        cluster,
+        &namespace,
+        &report,
+        backup,
+        &context.settings.image,
+    )
+    .await?;
     if cluster.status.as_ref() != Some(&status) {
         context
             .metrics

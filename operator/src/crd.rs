@@ -68,9 +68,14 @@ pub struct SnsClusterSpec {
     /// Prometheus, Alertmanager, Grafana and the exporters.
     #[serde(default)]
     pub monitoring: MonitoringSpec,
-    /// Physical backups of MySQL to an S3 bucket, on a schedule (none when absent).
+    /// Physical backups of MySQL to an S3 bucket, on a schedule, and the binary logs
+    /// archived between them (none when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup: Option<BackupSpec>,
+    /// Start MySQL from another cluster's backup, to a point in time when given (read once,
+    /// when the cluster is created: server 0 is restored, the replicas are cloned from it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore: Option<RestoreSpec>,
     /// While true the operator changes nothing in the cluster (status included).
     #[serde(default)]
     pub paused: bool,
@@ -175,6 +180,36 @@ pub struct BackupSpec {
     pub keep: u32,
     /// Image of the backup job, which runs `sns-operator backup`; default: the operator's
     /// own image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// How often the primary's binary log is closed and archived to
+    /// `<prefix><cluster>/binlog/` when it holds transactions not archived yet: the most a
+    /// restore to the latest time can miss.
+    #[serde(default = "default_archive_interval")]
+    #[schemars(range(min = 5, max = 3600))]
+    pub archive_interval_seconds: u32,
+}
+
+/// Where a new cluster's MySQL data comes from: a backup of another cluster (`spec.backup`
+/// of that one), and the binary logs archived after it up to `pointInTime`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreSpec {
+    /// The bucket the other cluster backs up to.
+    pub s3: BackupBucket,
+    /// The cluster the backups are of (their keys start with `<prefix><cluster>/`).
+    pub cluster: String,
+    /// The backup to start from (its id); default: the newest complete one, or with
+    /// `pointInTime` the newest finished by then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<String>,
+    /// Restore the data as it was at this time (RFC 3339; to the second: transactions of
+    /// that second are kept), replaying archived binary logs after the backup. The archive
+    /// must reach it. Default: the backup as it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub point_in_time: Option<String>,
+    /// Image of the step that fetches the backup (`sns-operator restore-fetch`); default:
+    /// the operator's image when the cluster was created.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
 }
@@ -362,6 +397,10 @@ pub struct SnsClusterStatus {
     /// MySQL backups as the bucket holds them (with `spec.backup`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup: Option<BackupStatus>,
+    /// The image that fetches the backup of a restored cluster, fixed when it was created
+    /// (an operator upgrade must not change the MySQL pod template).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore_image: Option<String>,
 }
 
 /// MySQL backups as the bucket holds them.
@@ -383,6 +422,19 @@ pub struct BackupStatus {
     /// Complete backups in the bucket.
     #[serde(default)]
     pub backups: u32,
+    /// The newest transaction in the binary log archive (GTID).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archived_gtid: Option<String>,
+    /// When it was written (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archived_transaction_time: Option<String>,
+    /// When the archive last held every transaction of the primary (RFC 3339): a restore
+    /// can reach any time up to this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archive_complete_time: Option<String>,
+    /// The server whose binary logs are archived (the primary).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archive_server: Option<String>,
 }
 
 /// A condition in the Kubernetes style.
@@ -540,6 +592,10 @@ fn default_s3_region() -> String {
 fn default_backup_schedule() -> String {
     "0 3 * * *".into()
 }
+fn default_archive_interval() -> u32 {
+    60
+}
+
 fn default_backup_keep() -> u32 {
     7
 }

@@ -409,7 +409,7 @@ fn all_ready(pods: Vec<Pod>, wanted: i32) -> Option<Vec<Pod>> {
 
 /// A pod Ready and not being deleted (a roll's restart may still say Ready until its
 /// server stops).
-fn is_ready(pod: &Pod) -> bool {
+pub(crate) fn is_ready(pod: &Pod) -> bool {
     pod.metadata.deletion_timestamp.is_none()
         && pod
             .status
@@ -428,7 +428,7 @@ pub fn ordinal(name: &str) -> u64 {
 
 /// Where to reach a pod: its IP (CLUSTER MEET takes nothing else), else its DNS name under
 /// the headless Service.
-fn pod_host(pod: &Pod, service: &str, namespace: &str) -> String {
+pub(crate) fn pod_host(pod: &Pod, service: &str, namespace: &str) -> String {
     pod.status
         .as_ref()
         .and_then(|s| s.pod_ip.clone())

@@ -16,6 +16,11 @@ async fn main() -> anyhow::Result<()> {
             let record = sns_operator::backup::run(args).await?;
             println!("{}", serde_json::to_string(&record)?);
         }
+        Command::RestoreFetch(args) => {
+            sns_operator::telemetry::init(&cli.log_format);
+            let fetched = sns_operator::backup::fetch(args).await?;
+            println!("{}", serde_json::to_string(&fetched)?);
+        }
         Command::Render { file } => {
             print!("{}", sns_operator::render::render_file(&file)?);
         }

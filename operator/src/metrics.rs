@@ -1,5 +1,6 @@
 //! Operator metrics (`operator_reconcile_*`, `operator_failovers_total`,
-//! `operator_failover_hooks_total`, `operator_leader`, `operator_backup_failing`),
+//! `operator_failover_hooks_total`, `operator_leader`, `operator_backup_failing`,
+//! `operator_binlog_archive_failing`),
 //! served as Prometheus text on `--metrics-addr` by `server`.
 
 use prometheus::{
@@ -29,6 +30,9 @@ pub struct Metrics {
     /// `operator_backup_failing{cluster}`: 1 while a cluster with `spec.backup` has no
     /// backup from its last scheduled run, or its bucket cannot be read.
     pub backup_failing: IntGaugeVec,
+    /// `operator_binlog_archive_failing{cluster}`: 1 while archiving a cluster's binary
+    /// logs has failed for three archive intervals (at least two minutes).
+    pub binlog_archive_failing: IntGaugeVec,
 }
 
 impl Metrics {
@@ -87,6 +91,14 @@ impl Metrics {
         )?;
         registry.register(Box::new(is_leader.clone()))?;
         registry.register(Box::new(backup_failing.clone()))?;
+        let binlog_archive_failing = IntGaugeVec::new(
+            Opts::new(
+                "operator_binlog_archive_failing",
+                "1 while archiving a cluster's MySQL binary logs keeps failing, by cluster",
+            ),
+            &["cluster"],
+        )?;
+        registry.register(Box::new(binlog_archive_failing.clone()))?;
         Ok(Self {
             registry,
             reconciles,
@@ -97,6 +109,7 @@ impl Metrics {
             failover_hooks,
             is_leader,
             backup_failing,
+            binlog_archive_failing,
         })
     }
 

@@ -703,15 +703,194 @@ async fn the_clone_donor_streams_a_copy_that_prepares_at_the_replicas_gtid_posit
         .iter()
         .find_map(|name| std::fs::read_to_string(target.join(name)).ok())
         .expect("the copy of a replica records its position");
+    // Other tests write to the primary meanwhile: the copy's position is n3's at some
+    // moment of the copy, between what n3 had before and after it.
+    let sequence = |position: &str| -> u64 {
+        position
+            .rsplit('-')
+            .next()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{position:?} is no GTID"))
+    };
+    let copied = info
+        .split('\'')
+        .nth(1)
+        .unwrap_or_else(|| panic!("no gtid_slave_pos in {info}"));
+    let after = sql("SELECT @@gtid_slave_pos");
     assert!(
-        info.contains(&format!("gtid_slave_pos = '{position}'")),
-        "{info} names n3's position {position}"
+        info.contains("gtid_slave_pos = '")
+            && (sequence(&position)..=sequence(&after)).contains(&sequence(copied)),
+        "{info} names a position of n3 from {position} to {after}"
     );
     assert_eq!(
         client.clone_progress(&donor.server()).await.unwrap(),
         vec![],
         "a copy sent is no longer reported"
     );
+}
+
+#[tokio::test]
+async fn the_primarys_closed_binary_logs_are_archived_once_each_with_what_they_hold() {
+    use sns_operator::backup::archive::{
+        self, ArchiveJob, ArchiveMark, ArchiveState, SegmentRecord,
+    };
+    use sns_operator::backup::{Bucket, BucketSettings};
+    use sns_operator::dataplane::DataPlane;
+    let (login, primary, _) = mysql_servers();
+    let sql = |statement: &str| {
+        let output = Command::new("mariadb")
+            .args([
+                "--no-defaults",
+                "--batch",
+                "--skip-column-names",
+                "--host=127.0.0.1",
+            ])
+            .arg(format!("--port={}", primary.port))
+            .arg(format!("--user={}", login.user))
+            .env("MYSQL_PWD", env("SNS_TEST_MYSQL_ADMIN_PASSWORD"))
+            .args(["-e", statement])
+            .output()
+            .expect("the mariadb client runs");
+        assert!(
+            output.status.success(),
+            "{statement}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    };
+    let data = sql("SELECT @@datadir");
+    let donor = Donor::start(&data, primary.port).await;
+    let client = MysqlClient::new(TIMEOUT);
+    let database = format!("archive_{}", std::process::id());
+    // Each write's GTID, as the session that wrote it sees it.
+    let write = |row: u32| {
+        sql(&format!(
+            "CREATE DATABASE IF NOT EXISTS {database}; \
+             CREATE TABLE IF NOT EXISTS {database}.t (id INT PRIMARY KEY); \
+             INSERT INTO {database}.t VALUES ({row}); SELECT @@last_gtid"
+        ))
+    };
+    let first_write = write(1);
+
+    // A wrong password lists nothing, and a name the server does not list is not sent.
+    assert!(
+        client
+            .binlogs(&donor.server(), "wrong", false)
+            .await
+            .is_err()
+    );
+    let mut refused = Vec::new();
+    tokio::io::AsyncReadExt::read_to_end(
+        &mut client
+            .open_binlog(
+                &donor.server(),
+                "the-replication-password",
+                "../../../etc/passwd",
+            )
+            .await
+            .unwrap(),
+        &mut refused,
+    )
+    .await
+    .unwrap();
+    assert!(refused.is_empty(), "{} bytes sent", refused.len());
+
+    // Act: a pass archives the primary's logs into the test S3 server, under a prefix of
+    // this test's own.
+    let settings = BucketSettings {
+        endpoint: env("SNS_TEST_S3_ENDPOINT"),
+        bucket: env("SNS_TEST_S3_BUCKET"),
+        region: "us-east-1".into(),
+        prefix: format!("archive-{}/", std::process::id()),
+        access_key: env("SNS_TEST_S3_ACCESS_KEY"),
+        secret_key: env("SNS_TEST_S3_SECRET_KEY"),
+    };
+    let bucket = Bucket::new(&settings);
+    let base = archive::archive_prefix(&settings.prefix, "prod");
+    let job = ArchiveJob {
+        bucket: Bucket::new(&settings),
+        base: base.clone(),
+        donor: MysqlServer {
+            name: "prod-mysql-0".into(),
+            ..donor.server()
+        },
+        password: "the-replication-password".into(),
+        interval: Duration::ZERO,
+        data_plane: DataPlane::real(TIMEOUT).unwrap(),
+    };
+    let mut state = ArchiveState::default();
+    let report = archive::pass(&mut state, &job).await.unwrap();
+
+    // Assert: the write is in an archived log whose record names it, and the mark says the
+    // archive was complete.
+    let records = async || {
+        let mut records = Vec::new();
+        for key in bucket.keys(&base).await.unwrap() {
+            if key.ends_with(".json") && !key.ends_with("/archived.json") {
+                let record: SegmentRecord =
+                    serde_json::from_slice(&bucket.get(&key).await.unwrap()).unwrap();
+                records.push(record);
+            }
+        }
+        records
+    };
+    let holds = |records: &[SegmentRecord], gtid: &str| {
+        let gtid: sns_operator::backup::binlog::Gtid = gtid.parse().unwrap();
+        records.iter().any(|r| {
+            r.key.is_some()
+                && r.summary
+                    .first
+                    .is_some_and(|f| f.domain == gtid.domain && f.sequence <= gtid.sequence)
+                && r.summary.last.is_some_and(|l| l.sequence >= gtid.sequence)
+        })
+    };
+    let archived = records().await;
+    assert!(
+        holds(&archived, &first_write),
+        "{first_write} in {archived:#?}"
+    );
+    for record in archived.iter().filter(|r| r.key.is_some()) {
+        let bytes = bucket.get(record.key.as_deref().unwrap()).await.unwrap();
+        assert_eq!(bytes.len() as u64, record.bytes, "{record:?}");
+        assert_eq!(&bytes[..4], b"\xfebin", "a binary log");
+    }
+    let mark: ArchiveMark =
+        serde_json::from_slice(&bucket.get(&format!("{base}archived.json")).await.unwrap())
+            .unwrap();
+    assert_eq!(mark.server, "prod-mysql-0");
+    assert!(report.complete_at.is_some(), "{report:?}");
+    let gtid_of = |gtid: &str| gtid.rsplit('-').next().unwrap().parse::<u64>().unwrap();
+    assert!(
+        report
+            .gtid
+            .as_deref()
+            .is_some_and(|g| gtid_of(g) >= gtid_of(&first_write)),
+        "{report:?} after {first_write}"
+    );
+
+    // A second pass after another write archives only the new log; nothing is sent twice.
+    let second_write = write(2);
+    let before = archived.len();
+    archive::pass(&mut state, &job).await.unwrap();
+    let after = records().await;
+    assert!(holds(&after, &second_write), "{second_write} in {after:#?}");
+    assert!(after.len() > before, "a new log was recorded");
+    let mut keys: Vec<_> = after.iter().map(|r| (r.name.clone(), r.bytes)).collect();
+    keys.dedup();
+    assert_eq!(keys.len(), after.len(), "each log recorded once");
+
+    // A pass of a fresh archiver (an operator restarted) reads the bucket and sends nothing.
+    let mut restarted = ArchiveState::default();
+    archive::pass(&mut restarted, &job).await.unwrap();
+    let again = records().await;
+    for record in &after {
+        assert!(again.contains(record), "{record:?} was recorded again");
+    }
+    sql(&format!("DROP DATABASE {database}"));
+    bucket
+        .delete(&bucket.keys(&settings.prefix).await.unwrap())
+        .await
+        .unwrap();
 }
 
 // ---------------------------------------------------------------------------------------

@@ -18,31 +18,32 @@ use sns_operator::backup::{BackupRecord, Bucket, BucketSettings, backups_prefix}
 use sns_operator::context::{Context, Settings};
 use sns_operator::crd::{SnsCluster, SnsClusterStatus};
 use sns_operator::dataplane::DataPlane;
+use sns_operator::dataplane::scripted::Scripted;
 use sns_operator::metrics::Metrics;
 use support::{TestNamespace, client, eventually, install_crd, kubectl};
 
 mod support;
 
 /// Installs the CRD and starts one controller for this test binary, on a runtime of its
-/// own; returns its metrics.
-fn start_operator() -> Arc<Metrics> {
-    static STARTED: OnceLock<Arc<Metrics>> = OnceLock::new();
+/// own; returns its metrics and its scripted data plane.
+fn start_operator() -> (Arc<Metrics>, Arc<Scripted>) {
+    static STARTED: OnceLock<(Arc<Metrics>, Arc<Scripted>)> = OnceLock::new();
     STARTED
         .get_or_init(|| {
             install_crd();
             let metrics = Arc::new(Metrics::new().unwrap());
             let shared = metrics.clone();
+            // Pod IPs are fake under KWOK: the data plane is scripted (healthy).
+            let (data_plane, script) = DataPlane::scripted();
             std::thread::spawn(move || {
                 let runtime = tokio::runtime::Runtime::new().unwrap();
                 runtime.block_on(async {
-                    // Pod IPs are fake under KWOK: the data plane is scripted (healthy).
-                    let (data_plane, _script) = DataPlane::scripted();
                     let context =
                         Context::new(client().await, shared, data_plane, Settings::default());
                     sns_operator::controller::run(context, std::future::pending()).await;
                 });
             });
-            metrics
+            (metrics, script)
         })
         .clone()
 }
@@ -403,7 +404,7 @@ async fn a_paused_cluster_gets_no_writes_until_unpaused() {
 #[tokio::test]
 async fn a_cluster_at_rest_gets_no_writes_for_60_seconds() {
     let ns = namespace().await;
-    let metrics = start_operator();
+    let (metrics, _) = start_operator();
     let (ok, out) = kubectl(&[
         "apply",
         "-n",
@@ -609,5 +610,65 @@ async fn a_backup_schedule_is_made_and_the_newest_backup_in_the_bucket_reaches_t
         Some("shop-mysql-2.shop-mysql")
     );
     assert_eq!(backup.backups, 1);
+
+    // The primary's closed binary log is archived, and the archive is complete.
+    let (_, script) = start_operator();
+    let log = binary_log(&[(1_764_730_800, 1), (1_764_730_805, 2)]);
+    script.set_binlogs(
+        "shop-mysql-0",
+        "0-100-2",
+        vec![("mysql-bin.000001".into(), log.clone())],
+    );
+    let status = eventually(120, "the log archived", || async {
+        let status = clusters.get("shop").await.unwrap().status?;
+        let archived = status.backup.as_ref()?.archived_gtid.is_some();
+        (archived
+            && status
+                .conditions
+                .iter()
+                .any(|c| c.type_ == "BinlogArchiveReady" && c.reason == "Archived"))
+        .then_some(status)
+    })
+    .await;
+    let backup = status.backup.expect("status.backup");
+    assert_eq!(backup.archived_gtid.as_deref(), Some("0-100-2"));
+    assert_eq!(backup.archive_server.as_deref(), Some("shop-mysql-0"));
+    assert_eq!(
+        backup.archived_transaction_time.as_deref(),
+        Some("2025-12-03T03:00:05Z")
+    );
+    assert!(backup.archive_complete_time.is_some(), "{backup:?}");
+    let key = format!(
+        "{prefix}shop/binlog/shop-mysql-0/mysql-bin.000001.{}",
+        log.len()
+    );
+    assert_eq!(
+        bucket.get(&key).await.unwrap(),
+        log,
+        "the log as the server has it"
+    );
     ns.delete().await;
+}
+
+/// A MariaDB binary log with one transaction per (time, sequence): the magic, a format
+/// description, then per transaction a GTID event and a row event.
+fn binary_log(transactions: &[(u32, u64)]) -> Vec<u8> {
+    let event = |kind: u8, time: u32, body: &[u8]| {
+        let mut bytes = time.to_le_bytes().to_vec();
+        bytes.push(kind);
+        bytes.extend_from_slice(&100u32.to_le_bytes());
+        bytes.extend_from_slice(&u32::try_from(19 + body.len()).unwrap().to_le_bytes());
+        bytes.extend_from_slice(&[0; 6]);
+        bytes.extend_from_slice(body);
+        bytes
+    };
+    let mut log = b"\xfebin".to_vec();
+    log.extend(event(15, transactions[0].0, &[0; 100]));
+    for (time, sequence) in transactions {
+        let mut gtid = sequence.to_le_bytes().to_vec();
+        gtid.extend_from_slice(&[0; 14]);
+        log.extend(event(162, *time, &gtid));
+        log.extend(event(30, *time, &[7; 64]));
+    }
+    log
 }

@@ -14,6 +14,13 @@
 #   PROGRESS
 #       ─► one line per copy being sent: "<receiver pod> <bytes sent> <bytes of data>" (the
 #          operator reports it in the MysqlReady condition).
+#   BINLOGS <replication password> <flush: 0 or 1>
+#       ─► "gtid <@@gtid_binlog_pos>", then "log <name> <bytes>" for every closed binary log
+#          (not the one being written), oldest first. With 1, the binary log is closed
+#          first (FLUSH BINARY LOGS), so what was written until now is in a closed one. The
+#          operator archives closed logs from the primary (backup/archive.rs).
+#   BINLOG <replication password> <name>
+#       ─► that closed binary log's bytes.
 #
 # Environment: MARIADB_ROOT_PASSWORD (mariadb-backup logs in as root over 127.0.0.1, from a
 # file in memory), REPLICATION_PASSWORD; for tests: SNS_DONOR_STATE (default
@@ -45,6 +52,15 @@ fi
 # One request, read within 10 s (a connection that sends nothing is dropped).
 read -r -t 10 request secret receiver || exit 0
 
+sql() {
+    mariadb --defaults-extra-file="$login" --batch --skip-column-names --execute="$1"
+}
+
+# The closed binary logs, oldest first: every one SHOW BINARY LOGS lists but the last.
+closed_binlogs() {
+    sql 'SHOW BINARY LOGS' | awk 'NR > 1 { print previous } { previous = $1 " " $2 }'
+}
+
 # Bytes the copy to `$1` has sent: what its mariadb-backup wrote (/proc/PID/io counts
 # every write, so its log is taken off).
 sent_to() {
@@ -56,6 +72,27 @@ sent_to() {
 }
 
 case $request in
+BINLOGS | BINLOG)
+    if [[ ${secret:-} != "$REPLICATION_PASSWORD" ]]; then
+        echo "clone-donor: refused $request: wrong password" >&2
+        exit 0
+    fi
+    if [[ $request == BINLOGS ]]; then
+        [[ ${receiver:-0} == 1 ]] && sql 'FLUSH BINARY LOGS'
+        printf 'gtid %s\n' "$(sql 'SELECT @@global.gtid_binlog_pos')"
+        closed_binlogs | sed 's/^/log /'
+        exit 0
+    fi
+    # Only a closed log that the server lists: the name is checked, never used as a path
+    # as it came.
+    name=${receiver:-}
+    while read -r log _; do
+        if [[ $log == "$name" ]]; then
+            exec cat -- "$data/$log"
+        fi
+    done < <(closed_binlogs)
+    echo "clone-donor: refused BINLOG ${name:-?}: no such closed binary log" >&2
+    ;;
 PROGRESS)
     shopt -s nullglob
     for pid in "$state"/*.pid; do

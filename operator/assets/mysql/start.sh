@@ -28,6 +28,11 @@
 #      and replicates from the GTID position the copy holds, instead of replaying every
 #      binary log since the cluster began. A copy that fails is removed and the next donor
 #      tried; with none, the server starts empty and replays.
+#   5. restore (spec.restore): server 0 of a restored cluster starts from the backup its init
+#      container fetched (backup/restore.rs: .sns-restore/ in the data volume), replays the
+#      archived binary logs after it up to the point in time (mariadb-binlog from the GTID
+#      position the backup holds), and takes writes; every other server waits for it and
+#      clones it (SNS_MYSQL_RESTORED=1): it never starts empty.
 #
 # Environment: SNS_MYSQL_STATEFULSET, SNS_MYSQL_SERVICE (headless), and the passwords
 # users.sql names (MONITOR_PASSWORD and REPLICATION_PASSWORD among them). How many servers
@@ -111,6 +116,27 @@ clear_data() {
     find "$data" -mindepth 1 -maxdepth 1 ! -name lost+found -exec rm -rf {} +
 }
 
+# Sets copy_gtid to the GTID position a prepared copy in $data holds: a replica's copy
+# names the position it replicated up to (slave info), the primary's the last transaction
+# in its binary log (mariadb-backup's older file names too).
+read_copy_gtid() {
+    local info
+    copy_gtid=
+    for info in mariadb_backup_slave_info xtrabackup_slave_info; do
+        [[ -f $data/$info ]] || continue
+        copy_gtid=$(sed -n "s/.*gtid_slave_pos *= *'\([^']*\)'.*/\1/p" "$data/$info" | head -n 1)
+        break
+    done
+    if [[ -z $copy_gtid ]]; then
+        for info in mariadb_backup_binlog_info xtrabackup_binlog_info; do
+            [[ -f $data/$info ]] || continue
+            copy_gtid=$(awk 'NR == 1 { print $3 }' "$data/$info")
+            break
+        done
+    fi
+    [[ $copy_gtid =~ ^[0-9]+-[0-9]+-[0-9]+(,[0-9]+-[0-9]+-[0-9]+)*$ ]]
+}
+
 # `clone_from DONOR`: receives a physical copy of DONOR's data (its clone donor, donor.sh, on
 # port 3307), prepares it, and sets clone_gtid to the GTID position it holds. Fails, leaving
 # a partial copy for clear_data, when the donor cannot be reached or the copy is incomplete.
@@ -138,25 +164,11 @@ clone_from() {
         echo "start.sh: the copy from $donor is incomplete: $(tail -n 3 "$log")" >&2
         return 1
     fi
-    # A replica's copy names the position it replicated up to (slave info); the primary's
-    # the last transaction in its binary log. mariadb-backup's older file names too.
-    clone_gtid=
-    for info in mariadb_backup_slave_info xtrabackup_slave_info; do
-        [[ -f $data/$info ]] || continue
-        clone_gtid=$(sed -n "s/.*gtid_slave_pos *= *'\([^']*\)'.*/\1/p" "$data/$info" | head -n 1)
-        break
-    done
-    if [[ -z $clone_gtid ]]; then
-        for info in mariadb_backup_binlog_info xtrabackup_binlog_info; do
-            [[ -f $data/$info ]] || continue
-            clone_gtid=$(awk 'NR == 1 { print $3 }' "$data/$info")
-            break
-        done
-    fi
-    if [[ ! $clone_gtid =~ ^[0-9]+-[0-9]+-[0-9]+(,[0-9]+-[0-9]+-[0-9]+)*$ ]]; then
-        echo "start.sh: the copy from $donor names no GTID position (${clone_gtid:-none})" >&2
+    if ! read_copy_gtid; then
+        echo "start.sh: the copy from $donor names no GTID position (${copy_gtid:-none})" >&2
         return 1
     fi
+    clone_gtid=$copy_gtid
     # The image health check's login for the users the copy holds (donor.sh sends it).
     if [[ -f $data/sns-healthcheck.cnf ]]; then
         mv "$data/sns-healthcheck.cnf" "$data/.my-healthcheck.cnf"
@@ -167,8 +179,97 @@ clone_from() {
     echo "start.sh: cloned $self from $donor: $(du -sb "$data" | cut -f1) bytes in $((SECONDS - started)) s, at GTID $clone_gtid" >&2
 }
 
+# `restore`: rebuilds $data from .sns-restore (see 5.): the backup unpacked and prepared, a
+# server of its own (no network, no grant checks) to set the GTID state the backup holds and
+# replay the binary logs after it, the root accounts given this cluster's password (the
+# other accounts get theirs from users.sql at every start). Fails, leaving $data for
+# clear_data, when anything is missing.
+restore() {
+    local work=$data/.sns-restore log socket=$run/restore.sock pid stop= file domain first last current reached
+    log=$(mktemp)
+    echo "start.sh: restoring $self from backup $(cat "$work/ready")" >&2
+    mbstream -x -C "$data" <"$work/data.xbstream" || return 1
+    rm -f "$work/data.xbstream"
+    [[ -f $data/sns-copy-complete ]] || { echo "start.sh: the backup is incomplete" >&2; return 1; }
+    rm -f "$data/sns-copy-complete"
+    if ! mariadb-backup --prepare --target-dir="$data" >"$log" 2>&1; then
+        echo "start.sh: the backup cannot be prepared: $(tail -n 3 "$log")" >&2
+        return 1
+    fi
+    read_copy_gtid || { echo "start.sh: the backup names no GTID position" >&2; return 1; }
+    if [[ -f $data/sns-healthcheck.cnf ]]; then
+        mv "$data/sns-healthcheck.cnf" "$data/.my-healthcheck.cnf"
+    fi
+    rm -f "$data"/master.info "$data"/relay-log.info "$data"/multi-master.info "$data"/*relay-bin*
+    chown -R mysql:mysql "$data" "$run"
+    mariadbd --user=mysql --datadir="$data" --skip-networking --socket="$socket" \
+        --skip-grant-tables --skip-slave-start --server-id=$((100 + ordinal)) >"$log" 2>&1 &
+    pid=$!
+    until local_sql --execute='SELECT 1' >/dev/null 2>&1; do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            echo "start.sh: the restored server does not start: $(tail -n 5 "$log")" >&2
+            return 1
+        fi
+        sleep 1
+    done
+    local_sql --execute="RESET MASTER; SET GLOBAL gtid_binlog_state = '$copy_gtid';" || return 1
+    # Each log from the position reached: the first ones may hold transactions the backup
+    # has (they are skipped by GTID), and after a failover two servers' logs overlap.
+    current=$copy_gtid
+    while read -r file domain first last; do
+        if [[ $file == stop ]]; then
+            stop="$domain $first"
+            continue
+        fi
+        reached=${current##*-}
+        ((last <= reached)) && continue
+        if ((first > reached + 1)); then
+            echo "start.sh: the binary log archive has a gap: after $current comes $domain-?-$first" >&2
+            return 1
+        fi
+        if ! TZ=UTC mariadb-binlog --start-position="$current" ${stop:+"--stop-datetime=$stop"} \
+            "$work/binlog/$file" | local_sql --binary-mode; then
+            echo "start.sh: replaying archived binary log $file failed" >&2
+            return 1
+        fi
+        current=$(local_sql --execute='SELECT @@global.gtid_binlog_pos')
+    done <"$work/plan"
+    render <<'SQL' | local_sql || return 1
+FLUSH PRIVILEGES;
+SET SESSION sql_log_bin = 0;
+ALTER USER IF EXISTS 'root'@'localhost' IDENTIFIED BY '@@MARIADB_ROOT_PASSWORD@@';
+ALTER USER IF EXISTS 'root'@'%' IDENTIFIED BY '@@MARIADB_ROOT_PASSWORD@@';
+SQL
+    current=$(local_sql --execute='SELECT @@global.gtid_binlog_pos')
+    kill "$pid"
+    wait "$pid" || true
+    rm -rf "$work"
+    echo "start.sh: restored $self from the backup at $copy_gtid, replayed to ${current:-it}${stop:+ (before $stop UTC)}" >&2
+}
+
+# The restoring server's own client: root over its socket, no password (no grant checks).
+local_sql() {
+    mariadb --no-defaults --socket="$run/restore.sock" --user=root --batch --skip-column-names "$@"
+}
+
 source=
 clone_gtid=
+if [[ ! -d $data/mysql && -f $data/.sns-restore/ready && -z $primary ]]; then
+    # A restored cluster's first start (5.); with a writable peer, server 0 lost its volume
+    # later and is cloned like any new server.
+    if ! restore; then
+        clear_data
+        exit 1
+    fi
+fi
+if [[ ! -d $data/mysql && -n ${SNS_MYSQL_RESTORED:-} && $HOSTNAME != "$recorded" ]]; then
+    # A replica of a restored cluster: only a copy of the restored data will do.
+    while [[ -z $primary ]]; do
+        echo "start.sh: waiting for the restored server to take writes" >&2
+        sleep 5
+        find_writable_peer
+    done
+fi
 if [[ ! -d $data/mysql ]]; then
     # First start. A new replica of a cluster that takes writes starts from a copy of a
     # replica (or else the primary) and replicates from the position the copy holds; failing
@@ -183,6 +284,10 @@ if [[ ! -d $data/mysql ]]; then
     elif [[ $HOSTNAME != "$recorded" ]]; then
         # Nobody takes writes yet (a new cluster): follow the recorded primary.
         source=$recorded.$SNS_MYSQL_SERVICE
+    fi
+    if [[ -z $clone_gtid && -n ${SNS_MYSQL_RESTORED:-} ]]; then
+        echo "start.sh: no copy of the restored data could be made; trying again" >&2
+        exit 1
     fi
     if [[ -n $clone_gtid ]]; then
         printf "SET GLOBAL gtid_slave_pos = '%s';\n" "$clone_gtid" >>"$run/users.sql"

@@ -131,6 +131,18 @@ impl Bucket {
         Ok(object.body.collect().await?.into_bytes().to_vec())
     }
 
+    /// The object `key`, as it comes.
+    pub async fn stream(&self, key: &str) -> anyhow::Result<ByteStream> {
+        let object = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await?;
+        Ok(object.body)
+    }
+
     /// Every key under `prefix`.
     pub async fn keys(&self, prefix: &str) -> anyhow::Result<Vec<String>> {
         let mut keys = Vec::new();

@@ -15,13 +15,19 @@
 //! complete backup, and the condition `BackupReady` says whether the last scheduled run left
 //! one (`operator_backup_failing` and the alert `MySQLBackupFailing` follow it).
 //!
-//! A copy is restored as start.sh restores a clone: `mbstream -x`, `mariadb-backup --prepare`
-//! (README, "Backups").
+//! Between backups the primary's binary logs are archived (`archive`), and a new cluster
+//! with `spec.restore` starts from a backup and the logs after it, to a point in time
+//! (`restore`, start.sh).
 
+pub mod archive;
+pub mod binlog;
 mod bucket;
 mod job;
+pub mod restore;
 mod status;
 
+pub use archive::Archivers;
 pub use bucket::{BackupRecord, Bucket, BucketSettings, backups_prefix};
 pub use job::{BackupArgs, run};
-pub use status::{BackupObservation, observe};
+pub use restore::{RestoreArgs, fetch};
+pub use status::{ArchiveObservation, BackupObservation, observe};

@@ -7,9 +7,13 @@ use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, ResourceExt};
 
+use super::archive::{ArchiveJob, ArchiveOutcome, archive_prefix, is_failing};
 use super::bucket::{BackupRecord, Bucket, BucketSettings, backups_prefix, complete_backups};
 use crate::context::Context;
-use crate::crd::{BackupSpec, BackupStatus, SnsCluster};
+use crate::crd::{BackupBucket, BackupSpec, BackupStatus, SnsCluster};
+use crate::dataplane::MysqlServer;
+use crate::failover::ROLE_LABEL;
+use crate::reconcile::build::CLONE_PORT;
 
 /// How long each look at the bucket may take.
 const BUCKET_TIMEOUT: Duration = Duration::from_secs(10);
@@ -18,7 +22,7 @@ const BUCKET_TIMEOUT: Duration = Duration::from_secs(10);
 /// counts as failed (the job's pod starting, and CronJob's own delay, included).
 const RUN_GRACE: chrono::Duration = chrono::Duration::minutes(2);
 
-/// `status.backup` and the `BackupReady` condition.
+/// `status.backup` and the `BackupReady` and `BinlogArchiveReady` conditions.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BackupObservation {
     /// What the bucket holds.
@@ -29,17 +33,43 @@ pub struct BackupObservation {
     pub reason: &'static str,
     /// What it means.
     pub message: String,
+    /// The binary log archive.
+    pub archive: ArchiveObservation,
 }
 
-/// Looks at the cluster's backups: `None` without `spec.backup`.
+/// The `BinlogArchiveReady` condition.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ArchiveObservation {
+    /// Whether the archive keeps up with the primary.
+    pub ready: bool,
+    /// One word, for the condition.
+    pub reason: &'static str,
+    /// What it means.
+    pub message: String,
+}
+
+/// Looks at the cluster's backups and starts a pass of its binary log archive: `None`
+/// without `spec.backup`.
 pub async fn observe(
     context: &Context,
     cluster: &SnsCluster,
     namespace: &str,
 ) -> Option<BackupObservation> {
-    let spec = cluster.spec.backup.as_ref()?;
     let name = cluster.name_any();
-    let observation = match newest_backup(context, spec, namespace, &name).await {
+    let key = format!("{namespace}/{name}");
+    let Some(spec) = cluster.spec.backup.as_ref() else {
+        context.archivers.forget(&key);
+        return None;
+    };
+    let settings = bucket_settings(context, &spec.s3, namespace).await;
+    if let Ok(settings) = &settings {
+        start_archiving(context, cluster, spec, namespace, settings).await;
+    }
+    let newest = match settings {
+        Ok(settings) => newest_backup(&settings, &name).await,
+        Err(message) => Err(message),
+    };
+    let mut observation = match newest {
         Err(message) => BackupObservation {
             status: cluster
                 .status
@@ -48,7 +78,12 @@ pub async fn observe(
                 .unwrap_or_default(),
             ready: false,
             reason: "BucketUnreadable",
-            message,
+            message: message.clone(),
+            archive: ArchiveObservation {
+                ready: false,
+                reason: "BucketUnreadable",
+                message,
+            },
         },
         Ok((count, newest)) => {
             let schedule = Api::<CronJob>::namespaced(context.client.clone(), namespace)
@@ -76,25 +111,54 @@ pub async fn observe(
             )
         }
     };
+    if observation.reason != "BucketUnreadable" {
+        let outcome = context.archivers.outcome(&key);
+        observation.archive = judge_archive(
+            outcome.as_ref(),
+            Duration::from_secs(u64::from(spec.archive_interval_seconds)),
+            chrono::Utc::now(),
+        );
+        if let Some(report) = outcome.and_then(|o| o.report) {
+            observation.status.archived_gtid = report.gtid;
+            observation.status.archived_transaction_time = report.transaction_time.map(format_time);
+            observation.status.archive_complete_time = report
+                .complete_at
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+            observation.status.archive_server = Some(report.server);
+        } else if let Some(previous) = cluster.status.as_ref().and_then(|s| s.backup.as_ref()) {
+            // An operator restarted keeps saying what the archive held until its first pass.
+            observation.status.archived_gtid = previous.archived_gtid.clone();
+            observation.status.archived_transaction_time =
+                previous.archived_transaction_time.clone();
+            observation.status.archive_complete_time = previous.archive_complete_time.clone();
+            observation.status.archive_server = previous.archive_server.clone();
+        }
+    }
     // No backup yet is what a new cluster has until its schedule comes: said in the
     // condition, not alerted on.
     let failing = i64::from(!observation.ready && observation.reason != "NoBackupYet");
     context
         .metrics
         .backup_failing
-        .with_label_values(&[&format!("{namespace}/{name}")])
+        .with_label_values(&[&key])
         .set(failing);
+    let archive_failing =
+        i64::from(!observation.archive.ready && observation.archive.reason != "NotArchivedYet");
+    context
+        .metrics
+        .binlog_archive_failing
+        .with_label_values(&[&key])
+        .set(archive_failing);
     Some(observation)
 }
 
-/// Complete backups in the bucket, and the newest one's record.
-async fn newest_backup(
+/// The bucket's address and keys (from the credentials Secret).
+async fn bucket_settings(
     context: &Context,
-    spec: &BackupSpec,
+    s3: &BackupBucket,
     namespace: &str,
-    cluster: &str,
-) -> Result<(u32, Option<BackupRecord>), String> {
-    let secret_name = &spec.s3.credentials_secret;
+) -> Result<BucketSettings, String> {
+    let secret_name = &s3.credentials_secret;
     let secret = Api::<Secret>::namespaced(context.client.clone(), namespace)
         .get_opt(secret_name)
         .await
@@ -106,16 +170,74 @@ async fn newest_backup(
             .map(|value| String::from_utf8_lossy(&value.0).into_owned())
             .ok_or_else(|| format!("Secret {secret_name} has no {name}"))
     };
-    let bucket = Bucket::new(&BucketSettings {
-        endpoint: spec.s3.endpoint.clone(),
-        bucket: spec.s3.bucket.clone(),
-        region: spec.s3.region.clone(),
-        prefix: spec.s3.prefix.clone(),
+    Ok(BucketSettings {
+        endpoint: s3.endpoint.clone(),
+        bucket: s3.bucket.clone(),
+        region: s3.region.clone(),
+        prefix: s3.prefix.clone(),
         access_key: key("access-key")?,
         secret_key: key("secret-key")?,
-    });
-    let base = backups_prefix(&spec.s3.prefix, cluster);
-    let where_ = format!("s3://{}/{base}", spec.s3.bucket);
+    })
+}
+
+/// Starts a pass of the archive from the Ready pod labelled role=primary (none while there
+/// is none: the condition says so once it lasts).
+async fn start_archiving(
+    context: &Context,
+    cluster: &SnsCluster,
+    spec: &BackupSpec,
+    namespace: &str,
+    settings: &BucketSettings,
+) {
+    let name = cluster.name_any();
+    let Ok(pods) = crate::health::component_pods(context, namespace, &name, "mysql").await else {
+        return;
+    };
+    let Some(primary) = pods.iter().find(|pod| {
+        pod.labels()
+            .get(ROLE_LABEL)
+            .is_some_and(|role| role == "primary")
+            && crate::health::is_ready(pod)
+    }) else {
+        return;
+    };
+    let secret = format!("{name}-mysql");
+    let password = Api::<Secret>::namespaced(context.client.clone(), namespace)
+        .get_opt(&secret)
+        .await
+        .ok()
+        .flatten()
+        .and_then(|s| s.data)
+        .and_then(|mut data| data.remove("replication-password"))
+        .map(|bytes| String::from_utf8_lossy(&bytes.0).into_owned());
+    let Some(password) = password else {
+        return;
+    };
+    context.archivers.start(
+        &format!("{namespace}/{name}"),
+        ArchiveJob {
+            bucket: Bucket::new(settings),
+            base: archive_prefix(&settings.prefix, &name),
+            donor: MysqlServer {
+                name: primary.name_any(),
+                host: crate::health::pod_host(primary, &secret, namespace),
+                port: CLONE_PORT as u16,
+            },
+            password,
+            interval: Duration::from_secs(u64::from(spec.archive_interval_seconds)),
+            data_plane: context.data_plane.clone(),
+        },
+    );
+}
+
+/// Complete backups in the bucket, and the newest one's record.
+async fn newest_backup(
+    settings: &BucketSettings,
+    cluster: &str,
+) -> Result<(u32, Option<BackupRecord>), String> {
+    let bucket = Bucket::new(settings);
+    let base = backups_prefix(&settings.prefix, cluster);
+    let where_ = format!("s3://{}/{base}", settings.bucket);
     let keys = tokio::time::timeout(BUCKET_TIMEOUT, bucket.keys(&base))
         .await
         .map_err(|_| format!("listing {where_} took over {BUCKET_TIMEOUT:?}"))?
@@ -133,6 +255,62 @@ async fn newest_backup(
     let record: BackupRecord = serde_json::from_slice(&record)
         .map_err(|e| format!("{record_key} is no backup record: {e}"))?;
     Ok((count, Some(record)))
+}
+
+/// `BinlogArchiveReady` from the last passes.
+fn judge_archive(
+    outcome: Option<&ArchiveOutcome>,
+    interval: Duration,
+    now: chrono::DateTime<chrono::Utc>,
+) -> ArchiveObservation {
+    let Some(outcome) = outcome else {
+        return ArchiveObservation {
+            ready: false,
+            reason: "NotArchivedYet",
+            message: "the binary log archive starts once the primary is Ready".into(),
+        };
+    };
+    let error = outcome.error.as_deref().unwrap_or_default();
+    if is_failing(outcome, interval, now) {
+        let since = outcome
+            .failing_since
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+            .unwrap_or_default();
+        return ArchiveObservation {
+            ready: false,
+            reason: "ArchiveFailing",
+            message: format!("archiving the binary log fails since {since}: {error}"),
+        };
+    }
+    match &outcome.report {
+        Some(report) => ArchiveObservation {
+            ready: true,
+            reason: "Archived",
+            message: format!(
+                "binary logs of {} archived up to {}{}; complete at {}{}",
+                report.server,
+                report.gtid.as_deref().unwrap_or("no transaction yet"),
+                report
+                    .transaction_time
+                    .map(|t| format!(" (written {})", format_time(t)))
+                    .unwrap_or_default(),
+                report.complete_at.map_or_else(
+                    || "no time yet".to_owned(),
+                    |t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                ),
+                if error.is_empty() {
+                    String::new()
+                } else {
+                    format!("; the last pass failed: {error}")
+                }
+            ),
+        },
+        None => ArchiveObservation {
+            ready: false,
+            reason: "NotArchivedYet",
+            message: format!("the first pass of the binary log archive failed: {error}"),
+        },
+    }
 }
 
 /// The condition from what the bucket holds and when the schedule last started a run
@@ -157,6 +335,7 @@ fn judge(
         last_backup_bytes: newest.as_ref().map(|r| r.bytes),
         last_backup_donor: newest.as_ref().map(|r| r.donor.clone()),
         backups: count,
+        ..BackupStatus::default()
     };
     // The newest scheduled run is judged once its grace is over and it no longer runs.
     let overdue = last_scheduled
@@ -205,6 +384,7 @@ fn judge(
         ready,
         reason,
         message,
+        archive: judge_archive(None, Duration::ZERO, now),
     }
 }
 
@@ -300,5 +480,46 @@ mod tests {
             now,
         );
         assert!(by_hand.ready);
+    }
+
+    #[test]
+    fn the_archive_is_failing_only_once_passes_have_failed_for_three_intervals() {
+        use super::super::archive::{ArchiveOutcome, ArchiveReport};
+        let interval = Duration::from_secs(60);
+        let now = at("2026-12-03T12:10:00Z");
+        assert_eq!(judge_archive(None, interval, now).reason, "NotArchivedYet");
+        let report = ArchiveReport {
+            gtid: Some("0-100-57".into()),
+            transaction_time: Some(at("2026-12-03T12:08:00Z").timestamp()),
+            complete_at: Some(at("2026-12-03T12:09:30Z")),
+            server: "prod-mysql-1".into(),
+        };
+        let fine = ArchiveOutcome {
+            report: Some(report.clone()),
+            ..ArchiveOutcome::default()
+        };
+        let judged = judge_archive(Some(&fine), interval, now);
+        assert!(judged.ready);
+        assert!(
+            judged.message.contains("prod-mysql-1") && judged.message.contains("0-100-57"),
+            "{}",
+            judged.message
+        );
+        // A failover's few failed passes do not count; three intervals of them do.
+        let failing = |since: &str| ArchiveOutcome {
+            report: Some(report.clone()),
+            failing_since: Some(at(since)),
+            error: Some("clone donor 10.0.0.7:3307: connection refused".into()),
+        };
+        let blip = judge_archive(Some(&failing("2026-12-03T12:09:00Z")), interval, now);
+        assert!(blip.ready, "{}", blip.message);
+        let stopped = judge_archive(Some(&failing("2026-12-03T12:06:00Z")), interval, now);
+        assert!(!stopped.ready);
+        assert_eq!(stopped.reason, "ArchiveFailing");
+        assert!(
+            stopped.message.contains("connection refused"),
+            "{}",
+            stopped.message
+        );
     }
 }

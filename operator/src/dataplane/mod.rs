@@ -22,8 +22,9 @@ pub mod redis;
 pub mod scripted;
 
 pub use self::mysql::{
-    CloneProgress, Durability, MysqlLogin, MysqlReplication, MysqlServer, PrimaryStatus,
-    ReplicaHealth, ReplicaStatus, ReplicationHealth, ReplicationProblem,
+    BinlogListing, BinlogReader, CloneProgress, Durability, MysqlLogin, MysqlReplication,
+    MysqlServer, PrimaryStatus, ReplicaHealth, ReplicaStatus, ReplicationHealth,
+    ReplicationProblem,
 };
 pub use self::orchestrator::{InstanceKey, Orchestrator};
 pub use self::plane::{DataPlane, DataPlaneError, PlaneFuture};

@@ -240,6 +240,61 @@ pub trait MysqlReplication: Send + Sync {
     /// The copies `donor` (a server's clone donor: its host and the clone port) is sending
     /// to new servers.
     fn clone_progress<'a>(&'a self, donor: &'a MysqlServer) -> PlaneFuture<'a, Vec<CloneProgress>>;
+
+    /// The binary logs of `donor`'s server (its clone donor: `BINLOGS`), after closing the
+    /// one being written when `flush`. `password` is the replication account's.
+    fn binlogs<'a>(
+        &'a self,
+        donor: &'a MysqlServer,
+        password: &'a str,
+        flush: bool,
+    ) -> PlaneFuture<'a, BinlogListing>;
+
+    /// The bytes of one closed binary log of `donor`'s server (`BINLOG`); each read is the
+    /// caller's to bound.
+    fn open_binlog<'a>(
+        &'a self,
+        donor: &'a MysqlServer,
+        password: &'a str,
+        name: &'a str,
+    ) -> PlaneFuture<'a, BinlogReader>;
+}
+
+/// A binary log being read from a clone donor.
+pub type BinlogReader = Box<dyn tokio::io::AsyncRead + Send + Unpin>;
+
+/// A server's binary logs, as its clone donor lists them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BinlogListing {
+    /// `@@gtid_binlog_pos`: the last transaction of each domain in its binary log.
+    pub position: String,
+    /// The closed logs (name, bytes), oldest first; the one being written is not among them.
+    pub closed: Vec<(String, u64)>,
+}
+
+/// Reads a donor's answer to `BINLOGS`: a `gtid <position>` line, then `log <name> <bytes>`
+/// lines. An answer without the `gtid` line is a refusal (a wrong password).
+pub fn parse_binlog_listing(answer: &str) -> Option<BinlogListing> {
+    let mut listing = BinlogListing::default();
+    let mut answered = false;
+    for line in answer.lines() {
+        let mut fields = line.split_whitespace();
+        match fields.next() {
+            Some("gtid") => {
+                answered = true;
+                listing.position = fields.next().unwrap_or_default().to_owned();
+            }
+            Some("log") => {
+                if let (Some(name), Some(Ok(bytes))) =
+                    (fields.next(), fields.next().map(str::parse))
+                {
+                    listing.closed.push((name.to_owned(), bytes));
+                }
+            }
+            _ => {}
+        }
+    }
+    answered.then_some(listing)
 }
 
 /// A copy a clone donor is sending to a new server.
@@ -469,7 +524,83 @@ impl MysqlClient {
     }
 }
 
+impl MysqlClient {
+    /// Connects to `donor` and sends one request line.
+    async fn ask_donor(
+        donor: &MysqlServer,
+        request: &str,
+    ) -> Result<tokio::net::TcpStream, DataPlaneError> {
+        use tokio::io::AsyncWriteExt;
+        let error = |source| DataPlaneError::Donor {
+            donor: donor.address(),
+            source,
+        };
+        let mut stream = tokio::net::TcpStream::connect((donor.host.as_str(), donor.port))
+            .await
+            .map_err(error)?;
+        stream
+            .write_all(format!("{request}\n").as_bytes())
+            .await
+            .map_err(error)?;
+        Ok(stream)
+    }
+}
+
 impl MysqlReplication for MysqlClient {
+    fn binlogs<'a>(
+        &'a self,
+        donor: &'a MysqlServer,
+        password: &'a str,
+        flush: bool,
+    ) -> PlaneFuture<'a, BinlogListing> {
+        let address = donor.address();
+        let ask = async move {
+            use tokio::io::AsyncReadExt;
+            let request = format!("BINLOGS {password} {}", u8::from(flush));
+            let stream = Self::ask_donor(donor, &request).await?;
+            let mut answer = Vec::new();
+            stream
+                .take(4 * 1024 * 1024)
+                .read_to_end(&mut answer)
+                .await
+                .map_err(|source| DataPlaneError::Donor {
+                    donor: donor.address(),
+                    source,
+                })?;
+            parse_binlog_listing(&String::from_utf8_lossy(&answer)).ok_or_else(|| {
+                DataPlaneError::Topology(format!(
+                    "{}'s clone donor refused to list its binary logs (replication password?)",
+                    donor.name
+                ))
+            })
+        };
+        bounded(
+            move || format!("asking {address} for its binary logs"),
+            self.timeout,
+            ask,
+        )
+        .boxed()
+    }
+
+    fn open_binlog<'a>(
+        &'a self,
+        donor: &'a MysqlServer,
+        password: &'a str,
+        name: &'a str,
+    ) -> PlaneFuture<'a, BinlogReader> {
+        let address = donor.address();
+        let open = async move {
+            let stream = Self::ask_donor(donor, &format!("BINLOG {password} {name}")).await?;
+            Ok(Box::new(stream) as BinlogReader)
+        };
+        bounded(
+            move || format!("connecting to {address}"),
+            self.timeout,
+            open,
+        )
+        .boxed()
+    }
+
     fn clone_progress<'a>(&'a self, donor: &'a MysqlServer) -> PlaneFuture<'a, Vec<CloneProgress>> {
         let address = donor.address();
         let ask = async move {

@@ -12,7 +12,7 @@ use std::sync::Mutex;
 
 use futures::FutureExt;
 
-use super::mysql::PrimaryStatus;
+use super::mysql::{BinlogListing, BinlogReader, PrimaryStatus};
 use super::{
     BootstrapReport, CloneProgress, ClusterHealth, DataPlaneError, InstanceKey, MysqlLogin,
     MysqlReplication, MysqlServer, Orchestrator, PlaneFuture, RedisCluster, RedisNode,
@@ -53,6 +53,15 @@ struct Script {
     made_writable: Vec<String>,
     is_takeover_failing: bool,
     clones: HashMap<String, Vec<CloneProgress>>,
+    binlogs: HashMap<String, ScriptedBinlogs>,
+}
+
+/// A server's binary logs as a test scripts them.
+#[derive(Clone, Debug, Default)]
+struct ScriptedBinlogs {
+    position: String,
+    logs: Vec<(String, Vec<u8>)>,
+    flushes: usize,
 }
 
 impl Scripted {
@@ -113,6 +122,20 @@ impl Scripted {
     /// Makes the clone donor of the server `donor` (pod name) report `copies`.
     pub fn set_clone_progress(&self, donor: &str, copies: Vec<CloneProgress>) {
         self.with(|s| s.clones.insert(donor.to_owned(), copies));
+    }
+
+    /// Gives the server `pod` closed binary logs (name, bytes) and its GTID position.
+    pub fn set_binlogs(&self, pod: &str, position: &str, logs: Vec<(String, Vec<u8>)>) {
+        self.with(|s| {
+            let entry = s.binlogs.entry(pod.to_owned()).or_default();
+            entry.position = position.to_owned();
+            entry.logs = logs;
+        });
+    }
+
+    /// How often the server `pod` was told to close its binary log.
+    pub fn binlog_flushes(&self, pod: &str) -> usize {
+        self.with(|s| s.binlogs.get(pod).map_or(0, |b| b.flushes))
     }
 
     /// Servers Orchestrator was told never to promote, in order (host names).
@@ -202,6 +225,43 @@ impl RedisCluster for Scripted {
 }
 
 impl MysqlReplication for Scripted {
+    fn binlogs<'a>(
+        &'a self,
+        donor: &'a MysqlServer,
+        _password: &'a str,
+        flush: bool,
+    ) -> PlaneFuture<'a, BinlogListing> {
+        let listing = self.with(|s| {
+            let binlogs = s.binlogs.entry(donor.name.clone()).or_default();
+            binlogs.flushes += usize::from(flush);
+            BinlogListing {
+                position: binlogs.position.clone(),
+                closed: binlogs
+                    .logs
+                    .iter()
+                    .map(|(name, bytes)| (name.clone(), bytes.len() as u64))
+                    .collect(),
+            }
+        });
+        async move { Ok(listing) }.boxed()
+    }
+
+    fn open_binlog<'a>(
+        &'a self,
+        donor: &'a MysqlServer,
+        _password: &'a str,
+        name: &'a str,
+    ) -> PlaneFuture<'a, BinlogReader> {
+        let bytes = self.with(|s| {
+            s.binlogs
+                .get(&donor.name)
+                .and_then(|b| b.logs.iter().find(|(log, _)| log == name))
+                .map(|(_, bytes)| bytes.clone())
+                .unwrap_or_default()
+        });
+        async move { Ok(Box::new(std::io::Cursor::new(bytes)) as BinlogReader) }.boxed()
+    }
+
     fn clone_progress<'a>(&'a self, donor: &'a MysqlServer) -> PlaneFuture<'a, Vec<CloneProgress>> {
         let copies = self.with(|s| s.clones.get(&donor.name).cloned().unwrap_or_default());
         async move { Ok(copies) }.boxed()

@@ -12,6 +12,8 @@
 //! Ready             all of them;  Progressing  not all of them yet
 //! Degraded     something that worked has failed (replication stopped or lagging, cluster_state fail)
 //! BackupReady  (with spec.backup; not part of Ready) the last scheduled backup is in the bucket
+//! BinlogArchiveReady (with spec.backup; not part of Ready) the primary's binary logs are
+//!              archived (backup::archive)
 //! ```
 //!
 //! A condition's message says why it waits; its transition time only moves when its status
@@ -35,6 +37,7 @@ pub async fn observe(
     namespace: &str,
     report: &health::Report,
     backup: Option<crate::backup::BackupObservation>,
+    operator_image: &str,
 ) -> Result<SnsClusterStatus, Error> {
     let name = cluster.name_any();
     let deployments = Api::<Deployment>::namespaced(client.clone(), namespace);
@@ -249,6 +252,18 @@ pub async fn observe(
             &backup.message,
             generation,
         ));
+        all_conditions.push(condition(
+            &previous,
+            "BinlogArchiveReady",
+            if backup.archive.ready {
+                "True"
+            } else {
+                "False"
+            },
+            backup.archive.reason,
+            &backup.archive.message,
+            generation,
+        ));
     }
     Ok(SnsClusterStatus {
         observed_generation: generation,
@@ -265,6 +280,15 @@ pub async fn observe(
                 .or_else(|| previous.redis.cluster_state.clone()),
         },
         backup: backup.map(|b| b.status),
+        // Kept once set: the restore's init container stays what it was at creation.
+        restore_image: previous.restore_image.clone().or_else(|| {
+            cluster.spec.restore.as_ref().map(|restore| {
+                restore
+                    .image
+                    .clone()
+                    .unwrap_or_else(|| operator_image.to_owned())
+            })
+        }),
     })
 }
 

@@ -19,7 +19,12 @@
 //! 6. a backup taken from the backup CronJob (`kubectl create job --from`) to the test's S3
 //!    server, restored here (mbstream, mariadb-backup --prepare, a local mariadbd), holds
 //!    the primary's posts, likes and users row for row; a second one makes the first go
-//!    (`keep: 1`).
+//!    (`keep: 1`);
+//! 7. the primary's pod deleted ─► the binary log archive follows the new primary, and a
+//!    backup is taken as before (BackupReady and BinlogArchiveReady True);
+//! 8. posts written, a point in time noted, more posts written ─► a new SnsCluster with
+//!    `spec.restore` to that point holds the primary's posts, likes and users as they were
+//!    then, row for row, none written after; its replica is a copy of the restored server.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -29,7 +34,7 @@ use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::{Value, json};
 use sns_e2e::api::ApiClient;
-use sns_e2e::cluster::{TestCluster, is_ready, seconds_since};
+use sns_e2e::cluster::{TestCluster, condition, is_ready, seconds_since};
 use sns_e2e::install::{MARIADB_IMAGE, cluster_manifest, install_operator, restart_operator};
 use sns_e2e::load::WriteLoad;
 use sns_e2e::node::{Node, env, eventually};
@@ -74,6 +79,7 @@ async fn day_two_changes_roll_one_server_at_a_time_and_fail_no_write() {
         },
         "schedule": "0 3 1 1 *",
         "keep": 1,
+        "archiveIntervalSeconds": 15,
     });
     let applied = Instant::now();
     node.apply(&cluster.namespace, &manifest.to_string());
@@ -314,7 +320,265 @@ async fn day_two_changes_roll_one_server_at_a_time_and_fail_no_write() {
         keys.iter().all(|key| key.contains(&second.id)) && keys.len() == 2,
         "keep: 1 leaves the newest backup only: {keys:?}"
     );
+
+    // 7. The primary's pod deleted: after the failover, the binary log archive follows the
+    // new primary and a backup is taken as before.
+    let old_primary = primary;
+    let pods: Api<Pod> = cluster.api();
+    pods.delete(&old_primary, &Default::default())
+        .await
+        .expect("deleting the primary's pod");
+    let new_primary = eventually(
+        180,
+        Duration::from_secs(2),
+        "a new primary recorded after the primary's pod was deleted",
+        || cluster.diagnostics(),
+        || async {
+            cluster
+                .status()
+                .await
+                .mysql
+                .primary
+                .filter(|p| *p != old_primary)
+        },
+    )
+    .await;
+    cluster.wait_ready(300).await;
+    let (after_failover, _) = write_some(&api, "day2_failover_", 20).await;
+    wait_stored(&cluster, &after_failover).await;
+    let archived = archive_complete_after(&cluster, chrono::Utc::now()).await;
+    assert_eq!(
+        archived.archive_server.as_deref(),
+        Some(new_primary.as_str()),
+        "archiving follows the new primary: {archived:?}"
+    );
+    // The new primary's own transactions (server id 100 + its ordinal) are archived.
+    let ordinal: u32 = new_primary
+        .rsplit('-')
+        .next()
+        .and_then(|o| o.parse().ok())
+        .expect("a pod ordinal");
+    assert!(
+        archived
+            .archived_gtid
+            .as_deref()
+            .is_some_and(|gtid| gtid.contains(&format!("-{}-", 100 + ordinal))),
+        "the writes after the failover are archived: {archived:?}"
+    );
+    // A replica is the donor still: the old primary back as one, or the other.
+    let third = backup_now(&cluster, "backup-after-failover").await;
+    assert!(
+        !third.donor.starts_with(&new_primary),
+        "{} is the primary",
+        third.donor
+    );
+    let status = cluster.status().await;
+    for type_ in ["BackupReady", "BinlogArchiveReady"] {
+        let found = condition(&status, type_);
+        assert!(
+            found.is_some_and(|c| c.status == "True"),
+            "{type_} after the failover: {found:?}"
+        );
+    }
+
+    // 8. A point in time between two sets of writes through the API: a new SnsCluster
+    // restored to it holds the first set and not the second, row for row as the primary
+    // held them then; its replica is a copy of the restored server.
+    let (before_point, _) = write_some(&api, "day2_pitr_a_", 30).await;
+    wait_stored(&cluster, &before_point).await;
+    let primary = cluster.status().await.mysql.primary.expect("a primary");
+    let at_point: Vec<String> = tables.iter().map(|q| cluster.sql(&primary, q)).collect();
+    let point = chrono::Utc::now();
+    // The point is kept to the second: nothing is written in its second after it.
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    let (after_point, _) = write_some(&api, "day2_pitr_b_", 30).await;
+    wait_stored(&cluster, &after_point).await;
+    archive_complete_after(&cluster, chrono::Utc::now()).await;
+    let restored = TestCluster::new(&node, "restored").await;
+    node.apply(
+        &restored.namespace,
+        &json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": { "name": "backup-credentials" },
+            "stringData": { "access-key": s3.access_key, "secret-key": s3.secret_key },
+        })
+        .to_string(),
+    );
+    let mut manifest = cluster_manifest("restored", None);
+    manifest["spec"]["mysql"]["replicas"] = json!(1);
+    manifest["spec"]["mysql"]["orchestrator"]["replicas"] = json!(1);
+    manifest["spec"]["api"]["replicas"] = json!(1);
+    manifest["spec"]["redis"]["replicasPerMaster"] = json!(0);
+    manifest["spec"]["monitoring"]["enabled"] = json!(false);
+    manifest["spec"]["restore"] = json!({
+        "s3": {
+            "endpoint": s3.endpoint,
+            "bucket": s3.bucket,
+            "prefix": "e2e/",
+            "credentialsSecret": "backup-credentials",
+        },
+        "cluster": CLUSTER,
+        "pointInTime": point.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+    });
+    let applied = Instant::now();
+    node.apply(&restored.namespace, &manifest.to_string());
+    restored.wait_ready(600).await;
+    println!(
+        "e2e day2: a cluster restored to a point in time Ready {} s after kubectl apply",
+        seconds_since(applied)
+    );
+    let restored_primary = restored.status().await.mysql.primary.expect("a primary");
+    let fetched = node.kubectl_ok(&[
+        "logs",
+        "-n",
+        &restored.namespace,
+        &restored_primary,
+        "-c",
+        "restore",
+    ]);
+    let replayed = node.kubectl_ok(&[
+        "logs",
+        "-n",
+        &restored.namespace,
+        &restored_primary,
+        "-c",
+        "mariadb",
+    ]);
+    for line in fetched
+        .lines()
+        .filter(|l| l.contains("\"backupBytes\""))
+        .chain(
+            replayed
+                .lines()
+                .filter(|l| l.starts_with("start.sh: restor")),
+        )
+    {
+        println!("e2e day2: {line}");
+    }
+    for (query, expected) in tables.iter().zip(&at_point) {
+        let rows = restored.sql(&restored_primary, query);
+        assert!(
+            rows == *expected,
+            "{query}: the restored cluster differs from the primary at the point in time ({} rows then, {} restored)",
+            expected.lines().count(),
+            rows.lines().count()
+        );
+    }
+    let restored_posts: std::collections::BTreeSet<u64> = restored
+        .sql(&restored_primary, "SELECT id FROM sns.posts")
+        .lines()
+        .filter_map(|line| line.trim().parse().ok())
+        .collect();
+    assert!(
+        after_failover.is_subset(&restored_posts) && before_point.is_subset(&restored_posts),
+        "the posts acknowledged before the point, after the backup and the failover, are there"
+    );
+    assert!(
+        after_point.is_disjoint(&restored_posts),
+        "no post written after the point is there"
+    );
+    let accounts_after = restored.sql(
+        &restored_primary,
+        "SELECT COUNT(*) FROM sns.users WHERE username LIKE 'day2\\_pitr\\_b\\_%'",
+    );
+    assert_eq!(
+        accounts_after.trim(),
+        "0",
+        "no account made after the point"
+    );
+    let replica = restored
+        .pods("mysql")
+        .await
+        .into_iter()
+        .map(|p| p.name_any())
+        .find(|p| *p != restored_primary)
+        .expect("a replica");
+    let replica_rows = eventually(
+        120,
+        Duration::from_secs(2),
+        "the restored cluster's replica to hold the restored rows",
+        || restored.diagnostics(),
+        || async {
+            let rows = restored.sql(&replica, tables[0]);
+            (rows == at_point[0]).then_some(rows)
+        },
+    )
+    .await;
+    assert!(restored.replicates_from(&replica, &restored_primary));
+    let log = node.kubectl_ok(&["logs", "-n", &restored.namespace, &replica, "-c", "mariadb"]);
+    assert!(
+        log.contains("cloned"),
+        "the replica started from a copy of the restored server:\n{log}"
+    );
+    println!(
+        "e2e day2: restored to {point}: {} posts as then, none of the {} after",
+        replica_rows.lines().count(),
+        after_point.len()
+    );
+    restored.delete_namespace().await;
     cluster.delete_namespace().await;
+}
+
+/// Writes through the API until `count` posts are acknowledged; returns them.
+async fn write_some(
+    api: &ApiClient,
+    prefix: &str,
+    count: usize,
+) -> (
+    std::collections::BTreeSet<u64>,
+    BTreeMap<u64, std::collections::BTreeSet<u64>>,
+) {
+    let load = WriteLoad::start(api, prefix, Duration::from_millis(30)).await;
+    assert!(
+        load.wait_for_acknowledged(count, 120).await,
+        "{prefix}: the writes are acknowledged"
+    );
+    load.stop().await
+}
+
+/// Waits until every post in `posts` is on the primary (likes are written back in the
+/// background: they are given time too).
+async fn wait_stored(cluster: &TestCluster, posts: &std::collections::BTreeSet<u64>) {
+    eventually(
+        60,
+        Duration::from_secs(1),
+        "the acknowledged posts to be on the primary",
+        || cluster.diagnostics(),
+        || async { (cluster.lost_writes(posts, &BTreeMap::new()).await == 0).then_some(()) },
+    )
+    .await;
+    // A like's write-back follows within its flush interval.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+}
+
+/// Waits until the binary log archive says it held every transaction of the primary at a
+/// time after `after`; returns the backup status.
+async fn archive_complete_after(
+    cluster: &TestCluster,
+    after: chrono::DateTime<chrono::Utc>,
+) -> sns_operator::crd::BackupStatus {
+    let started = Instant::now();
+    let status = eventually(
+        240,
+        Duration::from_secs(3),
+        &format!("the binary log archive to be complete after {after}"),
+        || cluster.diagnostics(),
+        || async {
+            let backup = cluster.status().await.backup?;
+            let complete =
+                chrono::DateTime::parse_from_rfc3339(backup.archive_complete_time.as_deref()?)
+                    .ok()?;
+            (complete >= after).then_some(backup)
+        },
+    )
+    .await;
+    println!(
+        "e2e day2: binary log archive complete past {after} after {} s (archived up to {:?} from {:?})",
+        seconds_since(started),
+        status.archived_gtid,
+        status.archive_server
+    );
+    status
 }
 
 /// What `sns-operator backup` prints once its backup is complete.

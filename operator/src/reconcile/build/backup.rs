@@ -20,7 +20,7 @@ use crate::crd::{BackupSpec, SnsCluster};
 pub(super) const COMPONENT: &str = "mysql-backup";
 
 /// Where the operator's image has its binary (operator/Dockerfile).
-const OPERATOR_BINARY: &str = "/usr/local/bin/sns-operator";
+pub(super) const OPERATOR_BINARY: &str = "/usr/local/bin/sns-operator";
 
 /// Adds the CronJob to `objects`.
 pub(super) fn build(

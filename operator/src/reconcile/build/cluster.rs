@@ -327,6 +327,12 @@ mod pod_templates {
             "mysql": {"proxysql": {"enabled": false}},
             "monitoring": {"grafana": {"enabled": false}},
         })));
+        lines.push("# restored to a point in time, backed up".to_owned());
+        let bucket = json!({"endpoint": "http://s3.local:9000", "bucket": "db", "credentialsSecret": "keys"});
+        lines.extend(templates(json!({
+            "restore": {"s3": bucket, "cluster": "old", "pointInTime": "2026-12-03T12:00:00Z"},
+            "backup": {"s3": bucket},
+        })));
         let rendered = lines.join("\n") + "\n";
         let pinned = include_str!("pod-templates.lock");
         assert!(

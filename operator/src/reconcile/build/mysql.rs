@@ -120,7 +120,7 @@ pub(super) fn build(
     )?);
     objects
         .stateful_sets
-        .push(stateful_set(naming, cluster, running, &hash)?);
+        .push(stateful_set(naming, cluster, running, &hash, inputs)?);
     Ok(())
 }
 
@@ -226,6 +226,7 @@ fn stateful_set(
     cluster: &SnsCluster,
     running: i32,
     hash: &str,
+    inputs: &BuildInputs,
 ) -> Result<StatefulSet, BuildError> {
     let name = naming.name(COMPONENT);
     let mysql = &cluster.spec.mysql;
@@ -248,6 +249,10 @@ fn stateful_set(
         json!({ "name": "SNS_MYSQL_STATEFULSET", "value": name }),
         json!({ "name": "SNS_MYSQL_SERVICE", "value": name }),
     ];
+    // A restored cluster's servers start from server 0's restore, never empty.
+    if cluster.spec.restore.is_some() {
+        env.push(json!({ "name": "SNS_MYSQL_RESTORED", "value": "1" }));
+    }
     let exporter_secret = naming.name(EXPORTER_SECRET);
     if monitoring {
         env.push(secret_env(
@@ -276,60 +281,110 @@ fn stateful_set(
     if monitoring {
         containers.push(exporter_container(cluster, &exporter_secret));
     }
-    typed(
-        &format!("StatefulSet {name}"),
-        json!({
-            "apiVersion": "apps/v1",
-            "kind": "StatefulSet",
-            "metadata": naming.metadata(&name, COMPONENT),
-            "spec": {
-                "serviceName": name,
-                "replicas": running,
-                "podManagementPolicy": "Parallel",
-                // The StatefulSet controller would restart servers in reverse ordinal order,
-                // the primary whenever its turn comes: the operator does it instead.
-                "updateStrategy": { "type": "OnDelete" },
-                // A replica scaled away takes its data with it: one added again later is
-                // cloned afresh rather than resuming from a copy that may be days behind.
-                // Deleting the SnsCluster keeps every volume.
-                "persistentVolumeClaimRetentionPolicy": {
-                    "whenScaled": "Delete",
-                    "whenDeleted": "Retain",
-                },
-                "selector": { "matchLabels": naming.selector(COMPONENT) },
-                "template": {
-                    "metadata": {
-                        "labels": naming.labels(COMPONENT),
-                        "annotations": { CONFIG_HASH_ANNOTATION: hash },
-                    },
-                    "spec": {
-                        "containers": containers,
-                        "volumes": [
-                            { "name": "config", "configMap": { "name": name } },
-                            // Read by start.sh at every start; a failover recorded by the
-                            // operator reaches it (no restart is triggered by it).
-                            { "name": "topology", "configMap": { "name": naming.name(TOPOLOGY) } },
-                            // Written by start.sh at every start: server identity and role.
-                            { "name": "conf-d", "emptyDir": {} },
-                            // Rendered users.sql (passwords): memory only.
-                            { "name": "users", "emptyDir": { "medium": "Memory" } },
-                            // First-start replication setup (a password too): memory only.
-                            { "name": "initdb", "emptyDir": { "medium": "Memory" } },
-                            // The clone donor's login and copies in progress: memory only.
-                            { "name": "donor", "emptyDir": { "medium": "Memory" } },
-                        ],
-                    },
-                },
-                "volumeClaimTemplates": [{
-                    "metadata": { "name": "data" },
-                    "spec": {
-                        "accessModes": ["ReadWriteOnce"],
-                        "resources": { "requests": { "storage": mysql.storage } },
-                    },
-                }],
+    let mut stateful_set = json!({
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": naming.metadata(&name, COMPONENT),
+        "spec": {
+            "serviceName": name,
+            "replicas": running,
+            "podManagementPolicy": "Parallel",
+            // The StatefulSet controller would restart servers in reverse ordinal order,
+            // the primary whenever its turn comes: the operator does it instead.
+            "updateStrategy": { "type": "OnDelete" },
+            // A replica scaled away takes its data with it: one added again later is
+            // cloned afresh rather than resuming from a copy that may be days behind.
+            // Deleting the SnsCluster keeps every volume.
+            "persistentVolumeClaimRetentionPolicy": {
+                "whenScaled": "Delete",
+                "whenDeleted": "Retain",
             },
-        }),
-    )
+            "selector": { "matchLabels": naming.selector(COMPONENT) },
+            "template": {
+                "metadata": {
+                    "labels": naming.labels(COMPONENT),
+                    "annotations": { CONFIG_HASH_ANNOTATION: hash },
+                },
+                "spec": {
+                    "containers": containers,
+                    "volumes": [
+                        { "name": "config", "configMap": { "name": name } },
+                        // Read by start.sh at every start; a failover recorded by the
+                        // operator reaches it (no restart is triggered by it).
+                        { "name": "topology", "configMap": { "name": naming.name(TOPOLOGY) } },
+                        // Written by start.sh at every start: server identity and role.
+                        { "name": "conf-d", "emptyDir": {} },
+                        // Rendered users.sql (passwords): memory only.
+                        { "name": "users", "emptyDir": { "medium": "Memory" } },
+                        // First-start replication setup (a password too): memory only.
+                        { "name": "initdb", "emptyDir": { "medium": "Memory" } },
+                        // The clone donor's login and copies in progress: memory only.
+                        { "name": "donor", "emptyDir": { "medium": "Memory" } },
+                    ],
+                },
+            },
+            "volumeClaimTemplates": [{
+                "metadata": { "name": "data" },
+                "spec": {
+                    "accessModes": ["ReadWriteOnce"],
+                    "resources": { "requests": { "storage": mysql.storage } },
+                },
+            }],
+        },
+    });
+    if let Some(restore) = restore_container(cluster, inputs) {
+        stateful_set["spec"]["template"]["spec"]["initContainers"] = json!([restore]);
+    }
+    typed(&format!("StatefulSet {name}"), stateful_set)
+}
+
+/// With `spec.restore`: fetches the backup and binary logs into server 0's empty volume
+/// before its first start (`sns-operator restore-fetch`; a no-op on any other server or
+/// later start). Its image is the one recorded when the cluster was created
+/// (`status.restoreImage`), so an operator upgrade changes no MySQL pod.
+fn restore_container(cluster: &SnsCluster, inputs: &BuildInputs) -> Option<Value> {
+    let restore = cluster.spec.restore.as_ref()?;
+    let image = cluster
+        .status
+        .as_ref()
+        .and_then(|s| s.restore_image.clone())
+        .or_else(|| restore.image.clone())
+        .unwrap_or_else(|| inputs.operator_image.clone());
+    let s3 = &restore.s3;
+    let mut env = vec![
+        json!({ "name": "RESTORE_CLUSTER", "value": restore.cluster }),
+        json!({ "name": "RESTORE_S3_ENDPOINT", "value": s3.endpoint }),
+        json!({ "name": "RESTORE_S3_BUCKET", "value": s3.bucket }),
+        json!({ "name": "RESTORE_S3_REGION", "value": s3.region }),
+        json!({ "name": "RESTORE_S3_PREFIX", "value": s3.prefix }),
+        secret_env(
+            "RESTORE_S3_ACCESS_KEY",
+            &s3.credentials_secret,
+            "access-key",
+        ),
+        secret_env(
+            "RESTORE_S3_SECRET_KEY",
+            &s3.credentials_secret,
+            "secret-key",
+        ),
+        json!({ "name": "OPERATOR_LOG_FORMAT", "value": "json" }),
+    ];
+    if let Some(backup) = &restore.backup {
+        env.push(json!({ "name": "RESTORE_BACKUP", "value": backup }));
+    }
+    if let Some(point) = &restore.point_in_time {
+        env.push(json!({ "name": "RESTORE_POINT_IN_TIME", "value": point }));
+    }
+    Some(json!({
+        "name": "restore",
+        "image": image,
+        "command": [super::backup::OPERATOR_BINARY, "restore-fetch"],
+        "env": env,
+        // The operator's image runs as a user of its own; the empty volume is root's (the
+        // server's entrypoint gives it to mysql, and start.sh the fetched files).
+        "securityContext": { "runAsUser": 0, "runAsNonRoot": false, "allowPrivilegeEscalation": false },
+        "volumeMounts": [{ "name": "data", "mountPath": "/var/lib/mysql" }],
+    }))
 }
 
 /// The clone donor beside each server (donor.sh): the same image (mariadb-backup reads the
@@ -527,5 +582,68 @@ mod tests {
         ] {
             assert!(env.contains(variable), "{variable} missing from {env}");
         }
+    }
+
+    #[test]
+    fn a_restored_cluster_fetches_its_backup_with_the_image_it_was_created_with() {
+        let template = |objects: &ClusterObjects| {
+            serde_json::to_value(named(&objects.stateful_sets, "prod-mysql")).unwrap()["spec"]
+                ["template"]["spec"]
+                .clone()
+        };
+        let plain = template(&build(json!({})));
+        assert!(plain.get("initContainers").is_none(), "{plain}");
+        assert!(
+            !plain["containers"][0]["env"]
+                .to_string()
+                .contains("SNS_MYSQL_RESTORED")
+        );
+
+        let spec = json!({"restore": {
+            "s3": {"endpoint": "http://s3.local:9000", "bucket": "db", "prefix": "b/",
+                   "credentialsSecret": "keys"},
+            "cluster": "old", "pointInTime": "2026-12-03T12:00:00Z",
+        }});
+        let restored = template(&build(spec.clone()));
+        let fetch = &restored["initContainers"][0];
+        assert_eq!(fetch["name"], "restore");
+        assert_eq!(
+            fetch["command"],
+            json!(["/usr/local/bin/sns-operator", "restore-fetch"])
+        );
+        assert_eq!(
+            fetch["image"],
+            crate::reconcile::build::DEFAULT_OPERATOR_IMAGE
+        );
+        let env = fetch["env"].to_string();
+        for expected in [
+            "\"RESTORE_CLUSTER\",\"value\":\"old\"",
+            "\"RESTORE_POINT_IN_TIME\",\"value\":\"2026-12-03T12:00:00Z\"",
+            "\"RESTORE_S3_PREFIX\",\"value\":\"b/\"",
+            "keys",
+        ] {
+            assert!(env.contains(expected), "{expected} in {env}");
+        }
+        assert!(
+            restored["containers"][0]["env"]
+                .to_string()
+                .contains("SNS_MYSQL_RESTORED")
+        );
+
+        // Created by an older operator: its image stays after an upgrade.
+        let mut cluster = super::super::cluster::fixtures::cluster(spec);
+        cluster.status = Some(crate::crd::SnsClusterStatus {
+            restore_image: Some("sns-operator:0.9".into()),
+            ..Default::default()
+        });
+        let inputs = BuildInputs {
+            operator_image: "sns-operator:1.0".into(),
+            ..BuildInputs::default()
+        };
+        let upgraded = super::super::build_cluster_with(&cluster, &inputs).unwrap();
+        assert_eq!(
+            template(&upgraded)["initContainers"][0]["image"],
+            "sns-operator:0.9"
+        );
     }
 }
