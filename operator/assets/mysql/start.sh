@@ -186,6 +186,8 @@ clone_from() {
 # clear_data, when anything is missing.
 restore() {
     local work=$data/.sns-restore log socket=$run/restore.sock pid stop= file domain first last current reached
+    local started=$SECONDS logs
+    logs=$(grep -vc '^stop ' "$work/plan" || true)
     log=$(mktemp)
     echo "start.sh: restoring $self from backup $(cat "$work/ready")" >&2
     mbstream -x -C "$data" <"$work/data.xbstream" || return 1
@@ -234,17 +236,18 @@ restore() {
         fi
         current=$(local_sql --execute='SELECT @@global.gtid_binlog_pos')
     done <"$work/plan"
+    current=$(local_sql --execute='SELECT @@global.gtid_binlog_pos') || return 1
+    # The grant tables apply from here on: this client's last statements.
     render <<'SQL' | local_sql || return 1
 FLUSH PRIVILEGES;
 SET SESSION sql_log_bin = 0;
 ALTER USER IF EXISTS 'root'@'localhost' IDENTIFIED BY '@@MARIADB_ROOT_PASSWORD@@';
 ALTER USER IF EXISTS 'root'@'%' IDENTIFIED BY '@@MARIADB_ROOT_PASSWORD@@';
 SQL
-    current=$(local_sql --execute='SELECT @@global.gtid_binlog_pos')
     kill "$pid"
     wait "$pid" || true
     rm -rf "$work"
-    echo "start.sh: restored $self from the backup at $copy_gtid, replayed to ${current:-it}${stop:+ (before $stop UTC)}" >&2
+    echo "start.sh: restored $self in $((SECONDS - started)) s from the backup at $copy_gtid, replaying $logs archived binary logs to $current${stop:+ (before $stop UTC)}" >&2
 }
 
 # The restoring server's own client: root over its socket, no password (no grant checks).

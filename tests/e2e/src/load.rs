@@ -253,8 +253,17 @@ async fn timed(
     is_post: bool,
 ) -> (Write, Option<serde_json::Value>) {
     let sent = Instant::now();
-    let answer = api.call(method, path, Some(token), body).await;
+    let answer = api.call(method.clone(), path, Some(token), body).await;
     let answered = Instant::now();
+    // A failed write says why, with the time to find it in the servers' logs.
+    let now = chrono::Utc::now().format("%H:%M:%S%.3f");
+    match &answer {
+        Ok((status, body)) if status.is_server_error() => {
+            eprintln!("e2e load: {method} {path} answered {status} at {now}: {body}");
+        }
+        Err(error) => eprintln!("e2e load: {method} {path} got no answer at {now}: {error}"),
+        Ok(_) => {}
+    }
     match answer {
         Ok((status, body)) => (
             Write {

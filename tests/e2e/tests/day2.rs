@@ -778,6 +778,10 @@ async fn roll(
             );
         }
     }
+    let gap = load.gap_since(started);
+    if gap.server_errors + gap.transport_errors > 0 {
+        eprintln!("{}", api_warnings(cluster));
+    }
     let gap = no_failed_write(load, started, what);
     println!(
         "e2e day2: {what} rolled over {} servers in {} s, the primary ({old_primary}) last after a switchover to {}; longest pause between acknowledged posts {:.1} s; no write failed",
@@ -807,6 +811,29 @@ fn sequence(position: &str) -> u64 {
 
 /// Asserts that no write answered since `since` failed; returns the longest pause between
 /// acknowledged posts.
+/// The API pods' warnings and errors of the last minutes (their log is JSON lines).
+fn api_warnings(cluster: &TestCluster) -> String {
+    let (_, log) = cluster.node.kubectl(&[
+        "logs",
+        "-n",
+        &cluster.namespace,
+        "-l",
+        "app.kubernetes.io/component=api",
+        "--since=10m",
+        "--tail=-1",
+        "--prefix",
+    ]);
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|line| line.contains("\"WARN\"") || line.contains("\"ERROR\""))
+        .collect();
+    format!(
+        "----- the API's warnings and errors ({} lines, the last 40)\n{}",
+        lines.len(),
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    )
+}
+
 fn no_failed_write(load: &WriteLoad, since: Instant, what: &str) -> Duration {
     let gap = load.gap_since(since);
     assert_eq!(
