@@ -329,6 +329,20 @@ pub struct RateLimitConfig {
     #[arg(long, env = "API_RATE_LIMIT_SIGNUPS", default_value = "5/30m")]
     pub rate_limit_signups: Limit,
 
+    /// Failed logins per account from one IP (`POST /auth/token`); past it that IP gets
+    /// 429 for that account until the window ends, however right the password. Per account
+    /// and IP, so that nobody can lock a user out from an IP of their own.
+    #[arg(long, env = "API_RATE_LIMIT_LOGIN_FAILURES", default_value = "5/15m")]
+    pub rate_limit_login_failures: Limit,
+
+    /// Failed logins per IP, whatever the account (password spraying).
+    #[arg(
+        long,
+        env = "API_RATE_LIMIT_LOGIN_FAILURES_PER_IP",
+        default_value = "30/15m"
+    )]
+    pub rate_limit_login_failures_per_ip: Limit,
+
     /// Take the client IP from `X-Forwarded-For` (only behind a proxy that sets it).
     #[arg(long, env = "API_RATE_LIMIT_TRUST_FORWARDED_FOR", default_value_t = false, action = clap::ArgAction::Set)]
     pub rate_limit_trust_forwarded_for: bool,

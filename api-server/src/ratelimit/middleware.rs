@@ -103,9 +103,21 @@ fn bearer_user(state: &AppState, headers: &HeaderMap) -> Option<u64> {
 }
 
 fn client_ip(request: &Request, trust_forwarded_for: bool) -> IpAddr {
+    client_ip_of(
+        request.headers(),
+        request.extensions().get::<ConnectInfo<SocketAddr>>(),
+        trust_forwarded_for,
+    )
+}
+
+/// The client's IP: the first `X-Forwarded-For` address when trusted, else the peer's.
+pub fn client_ip_of(
+    headers: &HeaderMap,
+    peer: Option<&ConnectInfo<SocketAddr>>,
+    trust_forwarded_for: bool,
+) -> IpAddr {
     if trust_forwarded_for
-        && let Some(ip) = request
-            .headers()
+        && let Some(ip) = headers
             .get("x-forwarded-for")
             .and_then(|value| value.to_str().ok())
             .and_then(|value| value.split(',').next())
@@ -113,8 +125,5 @@ fn client_ip(request: &Request, trust_forwarded_for: bool) -> IpAddr {
     {
         return ip;
     }
-    request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or(IpAddr::from([0, 0, 0, 0]), |info| info.0.ip())
+    peer.map_or(IpAddr::from([0, 0, 0, 0]), |info| info.0.ip())
 }

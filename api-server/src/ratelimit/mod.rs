@@ -3,6 +3,7 @@
 //! Counters live in Redis (`rl:` keys with a TTL) or, without Redis, in memory.
 
 pub mod limits;
+pub mod login;
 pub mod middleware;
 pub mod store;
 

@@ -37,13 +37,7 @@ impl CounterStore {
         subject: &str,
         window: Duration,
     ) -> redis::RedisResult<Hit> {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs();
-        let window_secs = window.as_secs().max(1);
-        let index = now / window_secs;
-        let reset_secs = (index + 1) * window_secs - now;
+        let (index, window_secs, reset_secs) = current_window(window);
         let count = match self {
             Self::Redis(kv) => {
                 let key = kv.keys().rate_limit(class, subject, index);
@@ -78,6 +72,72 @@ impl CounterStore {
         };
         Ok(Hit { count, reset_secs })
     }
+
+    /// The hits of `subject` in `class` in the current window, without counting one.
+    pub async fn peek(
+        &self,
+        class: &str,
+        subject: &str,
+        window: Duration,
+    ) -> redis::RedisResult<Hit> {
+        let (index, _, reset_secs) = current_window(window);
+        let count = match self {
+            Self::Redis(kv) => {
+                let key = kv.keys().rate_limit(class, subject, index);
+                let mut get = cmd("GET");
+                get.arg(&key);
+                let mut batch = Batch::new();
+                batch.add(key, get);
+                let replies = kv.run(batch).await?;
+                let first = replies.into_iter().next().unwrap_or(redis::Value::Nil);
+                redis::from_redis_value::<Option<u64>>(first)?.unwrap_or(0)
+            }
+            Self::Memory(counters) => counters
+                .lock()
+                .ok()
+                .and_then(|counters| counters.get(&format!("{class}:{subject}")).copied())
+                .filter(|(entry_index, _)| *entry_index == index)
+                .map_or(0, |(_, count)| count),
+        };
+        Ok(Hit { count, reset_secs })
+    }
+
+    /// Forgets the hits of `subject` in `class` in the current window.
+    pub async fn clear(
+        &self,
+        class: &str,
+        subject: &str,
+        window: Duration,
+    ) -> redis::RedisResult<()> {
+        let (index, _, _) = current_window(window);
+        match self {
+            Self::Redis(kv) => {
+                let key = kv.keys().rate_limit(class, subject, index);
+                let mut del = cmd("DEL");
+                del.arg(&key);
+                let mut batch = Batch::new();
+                batch.add(key, del);
+                kv.run(batch).await?;
+            }
+            Self::Memory(counters) => {
+                if let Ok(mut counters) = counters.lock() {
+                    counters.remove(&format!("{class}:{subject}"));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The current window's index, its length in seconds and the seconds until it ends.
+fn current_window(window: Duration) -> (u64, u64, u64) {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    let window_secs = window.as_secs().max(1);
+    let index = now / window_secs;
+    (index, window_secs, (index + 1) * window_secs - now)
 }
 
 #[cfg(test)]
@@ -94,5 +154,18 @@ mod tests {
         let hit = store.hit("likes", "u:1", window).await.unwrap();
         assert_eq!(hit.count, 1);
         assert!(hit.reset_secs <= 3600);
+    }
+
+    #[tokio::test]
+    async fn a_peek_counts_nothing_and_a_clear_starts_over() {
+        let store = CounterStore::Memory(Mutex::new(HashMap::new()));
+        let window = Duration::from_secs(900);
+        assert_eq!(store.peek("login", "a|ip", window).await.unwrap().count, 0);
+        store.hit("login", "a|ip", window).await.unwrap();
+        store.hit("login", "a|ip", window).await.unwrap();
+        assert_eq!(store.peek("login", "a|ip", window).await.unwrap().count, 2);
+        assert_eq!(store.peek("login", "a|ip", window).await.unwrap().count, 2);
+        store.clear("login", "a|ip", window).await.unwrap();
+        assert_eq!(store.peek("login", "a|ip", window).await.unwrap().count, 0);
     }
 }

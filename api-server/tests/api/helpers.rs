@@ -323,6 +323,8 @@ impl TestApp {
         limits.rate_limit_likes = generous;
         limits.rate_limit_uploads = generous;
         limits.rate_limit_signups = generous;
+        limits.rate_limit_login_failures = generous;
+        limits.rate_limit_login_failures_per_ip = generous;
         adjust(&mut config, &database);
         let app = App::build(config.clone()).await.expect("building the app");
         let address = format!("http://{}", app.local_addr().expect("bound address"));

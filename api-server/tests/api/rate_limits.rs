@@ -90,3 +90,93 @@ async fn limits_hold(backend: Backend) {
         .await
         .assert_status(StatusCode::OK);
 }
+
+#[tokio::test]
+async fn failed_logins_are_throttled_with_counters_in_memory() {
+    failed_logins_are_throttled(Backend::MySql).await;
+}
+
+#[tokio::test]
+async fn failed_logins_are_throttled_with_counters_in_redis() {
+    failed_logins_are_throttled(Backend::Standalone).await;
+}
+
+#[tokio::test]
+async fn failed_logins_are_throttled_with_counters_in_the_redis_cluster() {
+    failed_logins_are_throttled(Backend::Cluster).await;
+}
+
+#[tokio::test]
+async fn failed_logins_are_throttled_on_the_embedded_default() {
+    failed_logins_are_throttled(Backend::Embedded).await;
+}
+
+/// Three failures per account and address, six per address; addresses from
+/// X-Forwarded-For (a proxy in front, as the setting says).
+async fn failed_logins_are_throttled(backend: Backend) {
+    let app = TestApp::spawn_with_backend(backend, |config, _| {
+        let limits = &mut config.rate_limits;
+        limits.rate_limit_login_failures = "3/15m".parse().unwrap();
+        limits.rate_limit_login_failures_per_ip = "6/15m".parse().unwrap();
+        limits.rate_limit_trust_forwarded_for = true;
+    })
+    .await;
+    let (alice, bob) = (app.signup("alice").await, app.signup("bob").await);
+    let login = |from: &str, user: &str, password: &str| {
+        app.send(
+            app.raw(Method::POST, "/api/v1/auth/token")
+                .header("x-forwarded-for", from)
+                .json(&json!({"login": user, "password": password})),
+        )
+    };
+    let guesser = "203.0.113.7";
+
+    // Guessing alice's password: three wrong answers, then even the right one is refused,
+    // with the JSON error and when to come back; the login is case-insensitive.
+    for _ in 0..3 {
+        login(guesser, &alice.username, "guess")
+            .await
+            .assert_error(StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
+    }
+    let refused = login(guesser, &alice.username.to_uppercase(), &alice.password).await;
+    refused.assert_error(StatusCode::TOO_MANY_REQUESTS, "RATE_LIMITED");
+    let retry_after: u64 = refused.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=900).contains(&retry_after), "{retry_after}");
+
+    // Alice herself, from her own address, is not locked out.
+    login("198.51.100.20", &alice.username, &alice.password)
+        .await
+        .assert_status(StatusCode::OK);
+
+    // The guesser's address has three more failures to spend, on any account.
+    for _ in 0..3 {
+        login(guesser, &bob.username, "guess")
+            .await
+            .assert_error(StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
+    }
+    login(guesser, &bob.username, &bob.password)
+        .await
+        .assert_error(StatusCode::TOO_MANY_REQUESTS, "RATE_LIMITED");
+    login(guesser, "nobody-at-all", "guess")
+        .await
+        .assert_error(StatusCode::TOO_MANY_REQUESTS, "RATE_LIMITED");
+
+    // A successful login forgets that account's failures from that address.
+    let typo = "192.0.2.44";
+    for _ in 0..2 {
+        login(typo, &bob.username, "typo")
+            .await
+            .assert_error(StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
+    }
+    login(typo, &bob.username, &bob.password)
+        .await
+        .assert_status(StatusCode::OK);
+    for _ in 0..2 {
+        login(typo, &bob.username, "typo")
+            .await
+            .assert_error(StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
+    }
+    login(typo, &bob.username, &bob.password)
+        .await
+        .assert_status(StatusCode::OK);
+}
