@@ -1,9 +1,10 @@
 //! Extractors that turn every bad input into the JSON error contract instead of axum's plain
 //! text rejections: a body that is not JSON is 415, broken JSON is 400, JSON of the wrong
-//! shape is 422 naming the field, a parameter that does not parse is 400.
+//! shape is 422 naming the field, a parameter that does not parse is 400 naming it (in our
+//! words: the parsers' speak of Rust types).
 
 use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, FailedToBufferBody, PathRejection, QueryRejection};
+use axum::extract::rejection::{BytesRejection, FailedToBufferBody, PathRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
@@ -87,13 +88,8 @@ where
 {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        axum::extract::Query::<T>::from_request_parts(parts, state)
-            .await
-            .map(|axum::extract::Query(value)| Query(value))
-            .map_err(|rejection: QueryRejection| {
-                ApiError::bad_request("INVALID_PARAMETER", rejection.body_text())
-            })
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parse_query(parts.uri.query().unwrap_or_default()).map(Query)
     }
 }
 
@@ -109,12 +105,76 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        axum::extract::Path::<T>::from_request_parts(parts, state)
-            .await
-            .map(|axum::extract::Path(value)| Path(value))
-            .map_err(|rejection: PathRejection| {
-                ApiError::bad_request("INVALID_PARAMETER", rejection.body_text())
-            })
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(Path(value)),
+            Err(rejection) => {
+                // A single parameter's error names no key: the route's parameters do.
+                let names: Vec<String> =
+                    axum::extract::RawPathParams::from_request_parts(parts, state)
+                        .await
+                        .map(|params| params.iter().map(|(name, _)| name.to_owned()).collect())
+                        .unwrap_or_default();
+                Err(ApiError::bad_request(
+                    "INVALID_PARAMETER",
+                    path_message(&rejection, &names),
+                ))
+            }
+        }
+    }
+}
+
+/// Parses a query string; a value that does not parse names its parameter, in our words
+/// (the parser's are about Rust types).
+pub fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
+    let deserializer =
+        serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+    serde_path_to_error::deserialize(deserializer).map_err(|error| {
+        let parameter = error.path().to_string();
+        let message = if parameter == "." {
+            "the query string is not valid".to_owned()
+        } else {
+            format!("the query parameter `{parameter}` has a value that is not valid")
+        };
+        ApiError::bad_request("INVALID_PARAMETER", message)
+    })
+}
+
+/// What a path parameter that does not parse gets told.
+fn path_message(rejection: &PathRejection, names: &[String]) -> String {
+    use axum::extract::path::ErrorKind;
+    let PathRejection::FailedToDeserializePathParams(error) = rejection else {
+        return "a path parameter is missing".to_owned();
+    };
+    match error.kind() {
+        ErrorKind::ParseErrorAtKey {
+            key, expected_type, ..
+        } => format!(
+            "the path parameter `{key}` must be {}",
+            describe_type(expected_type)
+        ),
+        ErrorKind::ParseError { expected_type, .. }
+        | ErrorKind::ParseErrorAtIndex { expected_type, .. } => match names {
+            [only] => format!(
+                "the path parameter `{only}` must be {}",
+                describe_type(expected_type)
+            ),
+            _ => format!("a path parameter must be {}", describe_type(expected_type)),
+        },
+        ErrorKind::InvalidUtf8InPathParam { key } => {
+            format!("the path parameter `{key}` is not valid UTF-8")
+        }
+        _ => "a path parameter is not valid".to_owned(),
+    }
+}
+
+/// A Rust type as a client would say it.
+fn describe_type(rust_type: &str) -> String {
+    match rust_type {
+        "u64" => format!("a whole number from 0 to {}", u64::MAX),
+        "u32" => format!("a whole number from 0 to {}", u32::MAX),
+        "i64" | "i32" => "a whole number".to_owned(),
+        "bool" => "true or false".to_owned(),
+        _ => "a valid value".to_owned(),
     }
 }
 

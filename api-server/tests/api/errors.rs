@@ -128,6 +128,26 @@ async fn a_non_numeric_id_is_400(backend: Backend) {
     app.get("/api/v1/posts/99999999999999999999999", None)
         .await
         .assert_error(StatusCode::BAD_REQUEST, "INVALID_PARAMETER");
+    // In our words, naming the parameter; never the parser's ("Cannot parse `abc` to a `u64`").
+    let path = app.get("/api/v1/posts/abc", None).await;
+    let message = path.body["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        message.contains("`id`") && message.contains("whole number") && !message.contains("u64"),
+        "{message}"
+    );
+    let query = app.get("/api/v1/users/1/posts?limit=lots", None).await;
+    query.assert_error(StatusCode::BAD_REQUEST, "INVALID_PARAMETER");
+    let message = query.body["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        message.contains("`limit`") && !message.contains("invalid digit"),
+        "{message}"
+    );
 }
 
 async fn health_readiness_and_metrics_answer(backend: Backend) {
