@@ -448,6 +448,25 @@ pub fn pod_for_host<'p>(host: &str, pods: &'p [Pod]) -> Option<&'p str> {
         .and_then(|pod| pod.metadata.name.as_deref())
 }
 
+/// One key of the generated Secret `<cluster>-mysql` (root and replication passwords).
+pub(crate) async fn mysql_secret(
+    context: &Context,
+    namespace: &str,
+    cluster: &str,
+    key: &str,
+) -> Result<String, String> {
+    let name = format!("{cluster}-mysql");
+    let secret = Api::<Secret>::namespaced(context.client.clone(), namespace)
+        .get_opt(&name)
+        .await
+        .map_err(|e| format!("cannot read Secret {name}: {e}"))?;
+    secret
+        .and_then(|s| s.data)
+        .and_then(|mut data| data.remove(key))
+        .map(|bytes| String::from_utf8_lossy(&bytes.0).into_owned())
+        .ok_or_else(|| format!("Secret {name} has no {key}"))
+}
+
 /// The account the operator reads replication with: root, whose password the operator
 /// generated into `<cluster>-mysql`.
 pub(crate) async fn mysql_login(
@@ -455,16 +474,7 @@ pub(crate) async fn mysql_login(
     namespace: &str,
     cluster: &str,
 ) -> Result<MysqlLogin, String> {
-    let name = format!("{cluster}-mysql");
-    let secret = Api::<Secret>::namespaced(context.client.clone(), namespace)
-        .get_opt(&name)
-        .await
-        .map_err(|e| format!("cannot read Secret {name}: {e}"))?;
-    let password = secret
-        .and_then(|s| s.data)
-        .and_then(|mut data| data.remove("root-password"))
-        .map(|bytes| String::from_utf8_lossy(&bytes.0).into_owned())
-        .ok_or_else(|| format!("Secret {name} has no root-password"))?;
+    let password = mysql_secret(context, namespace, cluster, "root-password").await?;
     Ok(MysqlLogin {
         user: "root".into(),
         password: SecretString::from(password),

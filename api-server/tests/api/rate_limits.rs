@@ -6,25 +6,15 @@ use serde_json::json;
 
 use crate::helpers::{Backend, TestApp};
 
-#[tokio::test]
-async fn limits_hold_with_counters_in_memory() {
-    limits_hold(Backend::MySql).await;
-}
-
-#[tokio::test]
-async fn limits_hold_with_counters_in_redis() {
-    limits_hold(Backend::Standalone).await;
-}
-
-#[tokio::test]
-async fn limits_hold_with_counters_in_the_redis_cluster() {
-    limits_hold(Backend::Cluster).await;
-}
-
-#[tokio::test]
-async fn limits_hold_on_the_embedded_default() {
-    limits_hold(Backend::Embedded).await;
-}
+scenarios!(
+    [
+        memory => crate::helpers::Backend::MySql,
+        redis => crate::helpers::Backend::Standalone,
+        redis_cluster => crate::helpers::Backend::Cluster,
+        embedded => crate::helpers::Backend::Embedded,
+    ],
+    (limits_hold, failed_logins_are_throttled)
+);
 
 async fn limits_hold(backend: Backend) {
     let app = TestApp::spawn_with_backend(backend, |config, _| {
@@ -89,26 +79,6 @@ async fn limits_hold(backend: Backend) {
     app.get("/healthz", None)
         .await
         .assert_status(StatusCode::OK);
-}
-
-#[tokio::test]
-async fn failed_logins_are_throttled_with_counters_in_memory() {
-    failed_logins_are_throttled(Backend::MySql).await;
-}
-
-#[tokio::test]
-async fn failed_logins_are_throttled_with_counters_in_redis() {
-    failed_logins_are_throttled(Backend::Standalone).await;
-}
-
-#[tokio::test]
-async fn failed_logins_are_throttled_with_counters_in_the_redis_cluster() {
-    failed_logins_are_throttled(Backend::Cluster).await;
-}
-
-#[tokio::test]
-async fn failed_logins_are_throttled_on_the_embedded_default() {
-    failed_logins_are_throttled(Backend::Embedded).await;
 }
 
 /// Three failures per account and address, six per address; addresses from

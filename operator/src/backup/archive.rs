@@ -27,14 +27,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
-use tokio::io::AsyncReadExt;
 
 use super::binlog::{BinlogScanner, BinlogSummary, GtidPosition};
-use super::bucket::Bucket;
+use super::bucket::{Bucket, PART_BYTES, read_part};
 use crate::dataplane::{DataPlane, MysqlServer};
-
-/// Each part of an upload (S3 wants at least 5 MiB for all but the last).
-const PART_BYTES: usize = 16 * 1024 * 1024;
 
 /// How long a donor may stay silent while sending a log.
 const READ_TIMEOUT: Duration = Duration::from_secs(60);
@@ -263,7 +259,7 @@ async fn load(state: &mut ArchiveState, job: &ArchiveJob) -> anyhow::Result<()> 
             .get(key)
             .await
             .with_context(|| format!("reading {key}"))?;
-        if key.ends_with("/archived.json") && key.len() == job.base.len() + "archived.json".len() {
+        if *key == format!("{}archived.json", job.base) {
             let mark: ArchiveMark =
                 serde_json::from_slice(&body).with_context(|| format!("reading {key}"))?;
             state.complete_at = chrono::DateTime::parse_from_rfc3339(&mark.complete_at)
@@ -371,18 +367,10 @@ async fn read_log(
     let mut scanner = BinlogScanner::new();
     let mut total: u64 = 0;
     loop {
-        let mut part =
-            Vec::with_capacity(PART_BYTES.min(usize::try_from(bytes).unwrap_or(PART_BYTES)));
-        while part.len() < PART_BYTES {
-            let mut chunk = vec![0; 256 * 1024];
-            let read = tokio::time::timeout(READ_TIMEOUT, reader.read(&mut chunk))
-                .await
-                .with_context(|| format!("{server}'s donor stopped sending {name}"))??;
-            if read == 0 {
-                break;
-            }
-            part.extend_from_slice(&chunk[..read]);
-        }
+        let part = read_part(&mut reader, READ_TIMEOUT, || {
+            format!("{server}'s donor (sending {name})")
+        })
+        .await?;
         if part.is_empty() {
             break;
         }

@@ -121,14 +121,13 @@ impl Bucket {
 
     /// The object `key`.
     pub async fn get(&self, key: &str) -> anyhow::Result<Vec<u8>> {
-        let object = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await?;
-        Ok(object.body.collect().await?.into_bytes().to_vec())
+        Ok(self
+            .stream(key)
+            .await?
+            .collect()
+            .await?
+            .into_bytes()
+            .to_vec())
     }
 
     /// The object `key`, as it comes.
@@ -239,6 +238,32 @@ impl Upload<'_> {
             tracing::warn!(key = %self.key, %error, "cannot abort the upload; the bucket's lifecycle rules must");
         }
     }
+}
+
+/// Each part of an upload (S3 wants at least 5 MiB for all but the last).
+pub const PART_BYTES: usize = 16 * 1024 * 1024;
+
+/// Reads the next part of an upload from `reader`: `PART_BYTES`, or less at its end (empty
+/// once it ended); `what` names the sender when it stays silent for `timeout`.
+pub async fn read_part(
+    reader: &mut (impl tokio::io::AsyncRead + Unpin),
+    timeout: std::time::Duration,
+    what: impl FnOnce() -> String,
+) -> anyhow::Result<Vec<u8>> {
+    use tokio::io::AsyncReadExt;
+    let mut part = Vec::new();
+    while part.len() < PART_BYTES {
+        let mut chunk = vec![0; 256 * 1024];
+        let Ok(read) = tokio::time::timeout(timeout, reader.read(&mut chunk)).await else {
+            anyhow::bail!("{} stopped sending", what());
+        };
+        let read = read?;
+        if read == 0 {
+            break;
+        }
+        part.extend_from_slice(&chunk[..read]);
+    }
+    Ok(part)
 }
 
 /// The ids of the complete backups among `keys` (those with a `backup.json`), oldest first.

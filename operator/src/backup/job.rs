@@ -7,17 +7,16 @@ use anyhow::Context as _;
 use clap::Args;
 use sqlx::Connection;
 use sqlx::mysql::{MySqlConnectOptions, MySqlConnection};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
-use super::bucket::{BackupRecord, Bucket, BucketSettings, backups_prefix, expired};
+use super::bucket::{
+    BackupRecord, Bucket, BucketSettings, PART_BYTES, backups_prefix, expired, read_part,
+};
 use crate::reconcile::build::{CLONE_PORT, MYSQL_PORT};
 
 /// What the copy's last file is named (donor.sh sends it once mariadb-backup finished):
 /// a stream without it was cut short.
 const COMPLETION_MARK: &[u8] = b"sns-copy-complete";
-
-/// Each part of the upload (S3 wants at least 5 MiB for all but the last).
-const PART_BYTES: usize = 16 * 1024 * 1024;
 
 /// How long the donor may stay silent before the copy is given up.
 const READ_TIMEOUT: Duration = Duration::from_secs(300);
@@ -164,17 +163,7 @@ async fn copy_to_bucket(
         let mut total: u64 = 0;
         let mut tail: Vec<u8> = Vec::new();
         loop {
-            let mut part = Vec::with_capacity(PART_BYTES);
-            while part.len() < PART_BYTES {
-                let mut chunk = vec![0; 256 * 1024];
-                let read = tokio::time::timeout(READ_TIMEOUT, stream.read(&mut chunk))
-                    .await
-                    .context("the donor stopped sending")??;
-                if read == 0 {
-                    break;
-                }
-                part.extend_from_slice(&chunk[..read]);
-            }
+            let part = read_part(&mut stream, READ_TIMEOUT, || "the donor".to_owned()).await?;
             if part.is_empty() {
                 break;
             }

@@ -202,15 +202,9 @@ async fn start_archiving(
         return;
     };
     let secret = format!("{name}-mysql");
-    let password = Api::<Secret>::namespaced(context.client.clone(), namespace)
-        .get_opt(&secret)
-        .await
-        .ok()
-        .flatten()
-        .and_then(|s| s.data)
-        .and_then(|mut data| data.remove("replication-password"))
-        .map(|bytes| String::from_utf8_lossy(&bytes.0).into_owned());
-    let Some(password) = password else {
+    let Ok(password) =
+        crate::health::mysql_secret(context, namespace, &name, "replication-password").await
+    else {
         return;
     };
     context.archivers.start(
