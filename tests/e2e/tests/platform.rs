@@ -131,8 +131,21 @@ async fn the_data_plane_is_real(
         "no ProxySQL condition without ProxySQL"
     );
 
-    // Orchestrator itself names the primary (its /api/master, through its Service).
-    let master = orchestrator_master(cluster).await;
+    // Orchestrator itself names the primary (its /api/master, through its Service). It is
+    // seeded with server 0 and finds the replicas from it at its next polls: they may come
+    // a few seconds after Ready.
+    let master = eventually(
+        60,
+        Duration::from_secs(2),
+        "Orchestrator to see both replicas",
+        || cluster.diagnostics(),
+        || async {
+            let master = orchestrator_master(cluster).await;
+            let seen = master["Replicas"].as_array().map_or(0, Vec::len);
+            (seen >= 2).then_some(master)
+        },
+    )
+    .await;
     let host = master["Key"]["Hostname"].as_str().unwrap_or_default();
     assert!(
         host.starts_with(&format!("{primary}.")),
